@@ -1,0 +1,213 @@
+/**
+ * The argv layer: parse, call the typed command, print, pick the exit code. Nothing else.
+ * Exit codes: 0 ok; 1 the command ran and found a problem (a leaked attack, a failed check);
+ * 2 usage, connection or refusal errors (a TenantfenceError).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { TenantfenceError, ErrorCodes, isTenantfenceError } from '../errors.ts';
+import { connect, openDatabase, type DatabaseTarget } from '../embedded/database.ts';
+import { init } from './commands/init.ts';
+import { protect } from './commands/protect.ts';
+import { keysList, retireKey, rotateKey } from './commands/keys.ts';
+import { demo, formatDemo } from './commands/demo.ts';
+import { processIo, type Io } from './io.ts';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: Options;
+  run(values: Values, positionals: string[], io: Io): Promise<number>;
+}
+
+const dbOption: Options = { 'database-url': { type: 'string' } };
+const roleOptions: Options = { 'app-role': { type: 'string' }, 'agent-role': { type: 'string' } };
+
+const commands: Record<string, Command> = {
+  init: {
+    summary: 'install the tenantfence schema, roles, key table and verifier',
+    usage: `tenantfence init [--app-role NAME] [--agent-role NAME] [--agent-nologin] [--print] [--database-url URL]
+
+Installs: the NOLOGIN owner role tenantfence_owner, the app role (default tenantfence_app),
+the agent role (default tenantfence_agent, LOGIN, no TEMP, no CREATE), the schema tenantfence,
+the owner-only key table and tenantfence.current_tenant(). Idempotent; one transaction.
+The signing key comes from TENANTFENCE_SECRET; when unset and no key is stored, init generates
+one and prints it once. Refuses (exit 2) an app role that is superuser, BYPASSRLS or owns a
+protected table.
+  --print          print the SQL instead of running it (the key insert is never printed)`,
+    options: { ...dbOption, ...roleOptions, 'agent-nologin': { type: 'boolean' }, print: { type: 'boolean' } },
+    run: (v, _p, io) =>
+      withDb(v, io, async (db) => {
+        const result = await init({
+          db,
+          appRole: str(v['app-role']),
+          agentRole: str(v['agent-role']),
+          agentLogin: !v['agent-nologin'],
+          secret: process.env.TENANTFENCE_SECRET,
+          print: Boolean(v.print),
+        });
+        if (v.print) {
+          io.out(result.sql);
+          return 0;
+        }
+        io.out(`tenantfence installed: app role ${result.roles.app}, agent role ${result.roles.agent}, key ${result.keyId ?? '(existing)'}.\n`);
+        if (result.generatedSecret) {
+          io.out(
+            `\nA signing key was generated. It is shown once; put it in your application's secret store:\n\n` +
+              `  TENANTFENCE_SECRET=${result.generatedSecret}\n\n` +
+              `The database keeps it where only tenantfence_owner can read it. Rotate with \`tenantfence keys rotate\`.\n`,
+          );
+        }
+        return 0;
+      }),
+  },
+  protect: {
+    summary: 'enable + force RLS with a tenant policy, index and grants on tables',
+    usage: `tenantfence protect <table>... [--tenant-column tenant_id] [--app-role NAME] [--agent-role NAME] [--agent-write] [--print] [--database-url URL]
+
+For each table: ENABLE and FORCE ROW LEVEL SECURITY, one policy (USING and WITH CHECK) comparing
+the tenant column with the verified tenant cast to the column's type, an index leading with the
+tenant column when none exists, and grants (app: SELECT/INSERT/UPDATE/DELETE; agent: SELECT, or
+all four with --agent-write; never TRUNCATE, REFERENCES or TRIGGER). Idempotent; one transaction.`,
+    options: { ...dbOption, ...roleOptions, 'tenant-column': { type: 'string' }, 'agent-write': { type: 'boolean' }, print: { type: 'boolean' } },
+    run: (v, positionals, io) =>
+      withDb(v, io, async (db) => {
+        const result = await protect({
+          db,
+          tables: positionals,
+          tenantColumn: str(v['tenant-column']),
+          appRole: str(v['app-role']),
+          agentRole: str(v['agent-role']),
+          agentWrite: Boolean(v['agent-write']),
+          print: Boolean(v.print),
+        });
+        if (v.print) io.out(result.sql);
+        else io.out(`protected: ${result.tables.join(', ')}\n`);
+        for (const line of result.advice) io.err(`advice: ${line}\n`);
+        return 0;
+      }),
+  },
+  keys: {
+    summary: 'list, rotate or retire signing keys',
+    usage: `tenantfence keys list|rotate|retire <key-id> [--json] [--database-url URL]
+
+rotate  adds a key and prints its secret once; old tokens keep working until the old key is retired
+retire  retires a key (refused for the last active key)`,
+    options: { ...dbOption, json: { type: 'boolean' } },
+    run: (v, positionals, io) =>
+      withDb(v, io, async (db) => {
+        const [action, keyId, ...rest] = positionals;
+        if (rest.length > 0 || (action === 'retire') !== (keyId !== undefined)) throw usage('keys');
+        if (action === 'rotate') {
+          const { keyId: kid, secret } = await rotateKey({ db });
+          io.out(v.json ? `${JSON.stringify({ keyId: kid, secret })}\n` : `New key ${kid}. Sign with it from now on (shown once):\n\n  TENANTFENCE_SECRET=${secret}\n\nRetire the old key once no token signed with it is in flight.\n`);
+          return 0;
+        }
+        const keys = action === 'list' ? await keysList({ db }) : action === 'retire' ? await retireKey({ db, keyId: keyId! }) : undefined;
+        if (!keys) throw usage('keys');
+        io.out(v.json ? `${JSON.stringify(keys)}\n` : keys.map((k) => `${k.kid}\t${k.active ? 'active' : 'retired'}\n`).join(''));
+        return 0;
+      }),
+  },
+  demo: {
+    summary: "the seed's recipe vs tenantfence: isolation checks and agent attacks, side by side",
+    usage: `tenantfence demo [--json] [--database-url URL]
+
+Creates a scratch database with the seed's conversations table, protects it, seeds two tenants,
+checks isolation, then runs agent-style attacks against the seed's recipe (GUC policy, SET LOCAL)
+and against tenantfence. Exit 0 iff every check passed and no attack leaked through tenantfence.
+Without DATABASE_URL it starts an embedded PostgreSQL and stops it on exit.`,
+    options: { ...dbOption, json: { type: 'boolean' } },
+    run: async (v, positionals, io) => {
+      if (positionals.length > 0) throw usage('demo');
+      const target = await openTarget(v, io);
+      try {
+        const result = await demo({ url: target.url });
+        io.out(v.json ? `${JSON.stringify(result)}\n` : formatDemo(result, io.isTTY));
+        const ok = result.checks.every((c) => c.passed) && result.attacks.every((a) => a.fenced === 'blocked');
+        return ok ? 0 : 1;
+      } finally {
+        await target.close();
+      }
+    },
+  },
+};
+
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  try {
+    if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+      io.out(help());
+      return name === undefined ? 2 : 0;
+    }
+    if (name === '--version') {
+      io.out('tenantfence 0.1.0\n');
+      return 0;
+    }
+    const command = commands[name];
+    if (!command) throw new TenantfenceError(ErrorCodes.USAGE, `Unknown command "${name}"; run tenantfence --help for the list.`);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      io.out(`usage: ${command.usage}\n`);
+      return 0;
+    }
+    let parsed;
+    try {
+      parsed = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
+    } catch (error) {
+      throw new TenantfenceError(ErrorCodes.USAGE, `${(error as Error).message.split('\n')[0]}; run tenantfence ${name} --help.`);
+    }
+    return await command.run(parsed.values as Values, parsed.positionals, io);
+  } catch (error) {
+    if (isTenantfenceError(error)) {
+      io.err(`tenantfence: ${error.code}: ${error.message}\n`);
+      if (process.env.TENANTFENCE_DEBUG && error.cause) io.err(`cause: ${String((error.cause as Error)?.stack ?? error.cause)}\n`);
+      return 2;
+    }
+    io.err(`tenantfence: unexpected error: ${(error as Error)?.message ?? String(error)}\n`);
+    if (process.env.TENANTFENCE_DEBUG) io.err(`${(error as Error)?.stack}\n`);
+    return 1;
+  }
+}
+
+function help(): string {
+  const width = Math.max(...Object.keys(commands).map((n) => n.length));
+  return `tenantfence: PostgreSQL RLS tenant isolation that agent-written SQL cannot route around
+
+usage: tenantfence <command> [options]      (tenantfence <command> --help for details)
+
+${Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`).join('\n')}
+
+The database is DATABASE_URL (or --database-url, or libpq's PG* variables); without one, an embedded
+PostgreSQL is started for the command and stopped when it ends.
+`;
+}
+
+function usage(name: string): TenantfenceError {
+  return new TenantfenceError(ErrorCodes.USAGE, `Wrong arguments; usage: ${commands[name]!.usage.split('\n')[0]}`);
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+async function openTarget(v: Values, io: Io): Promise<DatabaseTarget> {
+  const target = await openDatabase({ url: str(v['database-url']) });
+  if (target.embedded) io.err('tenantfence: no DATABASE_URL; using an embedded PostgreSQL that is discarded on exit.\n');
+  return target;
+}
+
+async function withDb(v: Values, io: Io, fn: (db: Awaited<ReturnType<typeof connect>>) => Promise<number>): Promise<number> {
+  const target = await openTarget(v, io);
+  try {
+    const client = await connect(target.url);
+    try {
+      return await fn(client);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  } finally {
+    await target.close();
+  }
+}

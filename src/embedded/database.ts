@@ -1,0 +1,79 @@
+/**
+ * Which server a command talks to: `DATABASE_URL` (or libpq's PG* variables) when set, otherwise
+ * an embedded PostgreSQL that lives as long as the command.
+ */
+import pg from 'pg';
+import { TenantfenceError, ErrorCodes } from '../errors.ts';
+import { toTenantfenceError } from '../sql/apply.ts';
+import { startEmbedded } from './index.ts';
+
+export interface DatabaseTarget {
+  /** A connection string for an administrative role; undefined means libpq's PG* variables. */
+  readonly url: string | undefined;
+  readonly embedded: boolean;
+  close(): Promise<void>;
+}
+
+const PG_VARIABLES = ['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGDATABASE', 'PGUSER', 'PGSERVICE'];
+
+export async function openDatabase(
+  options: { url?: string | undefined; env?: NodeJS.ProcessEnv } = {},
+): Promise<DatabaseTarget> {
+  const env = options.env ?? process.env;
+  const url = options.url ?? env.DATABASE_URL;
+  if (url !== undefined && url !== '') {
+    return { url: validateUrl(url), embedded: false, close: async () => undefined };
+  }
+  if (PG_VARIABLES.some((name) => env[name])) {
+    return { url: undefined, embedded: false, close: async () => undefined };
+  }
+  const server = await startEmbedded();
+  return { url: server.url, embedded: true, close: () => server.stop() };
+}
+
+export function validateUrl(url: string): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:')) {
+    throw new TenantfenceError(
+      ErrorCodes.CONNECTION,
+      'DATABASE_URL is not a PostgreSQL URL; write it as postgres://user:password@host:5432/database.',
+    );
+  }
+  return url;
+}
+
+/** The same server and database as `url`, logged in as another role. */
+export function urlForRole(url: string, role: string, password?: string): string {
+  const parsed = new URL(url);
+  parsed.username = encodeURIComponent(role);
+  parsed.password = password === undefined ? '' : encodeURIComponent(password);
+  return parsed.toString();
+}
+
+/** The same server, another database. */
+export function urlForDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${encodeURIComponent(database)}`;
+  return parsed.toString();
+}
+
+/** Connects a node-postgres client; connection failures become TF_CONNECTION errors. */
+export async function connect(url: string | undefined): Promise<pg.Client> {
+  const client = new pg.Client(url === undefined ? {} : { connectionString: url });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    const mapped = toTenantfenceError(error);
+    throw mapped.code === ErrorCodes.DATABASE
+      ? new TenantfenceError(ErrorCodes.CONNECTION, 'Could not connect to the database; check DATABASE_URL (host, port, user, password, database name).', { cause: error })
+      : mapped;
+  }
+  return client;
+}

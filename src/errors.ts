@@ -1,0 +1,50 @@
+/**
+ * The one error class of tenantfence. Codes are stable, prefixed `TF_`, and never reused
+ * (PostgREST's habit): scripts and CI match on `code`, people read `message`.
+ * A message is one sentence that names the fix, and never carries tenant ids, tokens,
+ * secrets or query parameters.
+ */
+export const ErrorCodes = {
+  /** A tenant id failed validation before any SQL was sent. */
+  INVALID_TENANT: 'TF_INVALID_TENANT',
+  /** Code asked for the current tenant outside `runWithTenant`/`withTenant`. */
+  NO_TENANT: 'TF_NO_TENANT',
+  /** The signing secret is missing or malformed. */
+  NO_SECRET: 'TF_NO_SECRET',
+  /** Bad command-line or option input. */
+  USAGE: 'TF_USAGE',
+  /** The database URL could not be parsed or the server could not be reached. */
+  CONNECTION: 'TF_CONNECTION',
+  /** The connected role lacks a privilege the operation needs. */
+  PRIVILEGE: 'TF_PRIVILEGE',
+  /** A table named on the command line does not exist. */
+  NO_TABLE: 'TF_NO_TABLE',
+  /** A table has no tenant column. */
+  NO_TENANT_COLUMN: 'TF_NO_TENANT_COLUMN',
+  /** The application role would bypass RLS (superuser, BYPASSRLS or table owner). */
+  UNSAFE_ROLE: 'TF_UNSAFE_ROLE',
+  /** `tenantfence init` has not been run on this database. */
+  NOT_INITIALISED: 'TF_NOT_INITIALISED',
+  /** The embedded PostgreSQL could not be started. */
+  EMBEDDED: 'TF_EMBEDDED',
+  /** The agent gateway refused a statement. */
+  SQL_REJECTED: 'TF_SQL_REJECTED',
+  /** A database error that is reported without its details. */
+  DATABASE: 'TF_DATABASE',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class TenantfenceError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TenantfenceError';
+    this.code = code;
+  }
+}
+
+export function isTenantfenceError(value: unknown): value is TenantfenceError {
+  return value instanceof TenantfenceError;
+}

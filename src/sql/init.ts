@@ -1,0 +1,110 @@
+/**
+ * The SQL of `tenantfence init`: roles, the `tenantfence` schema, the owner-only key table and the
+ * verifier `tenantfence.current_tenant()`. Every statement is idempotent so the plan can run twice
+ * and can be pasted into a team's own migrations (`--print`).
+ */
+import { ident, literal, qualified } from './quote.ts';
+import { OWNER_ROLE, SCHEMA, type Roles } from './roles.ts';
+import { sql, type Statement } from './statement.ts';
+import { CONTEXT_SETTING } from '../context/token.ts';
+
+const S = ident(SCHEMA);
+const OWNER = ident(OWNER_ROLE);
+
+function ensureRole(name: string, attributes: string): Statement {
+  return sql(`DO $tf$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${literal(name)}) THEN
+    CREATE ROLE ${ident(name)} ${attributes};
+  END IF;
+END $tf$`);
+}
+
+/**
+ * Verifies the context token set with `set_config('tenantfence.context', $1, true)` and returns the
+ * tenant id, or NULL for anything else. Policies call it as `(select tenantfence.current_tenant())`
+ * so it runs once per statement (an initPlan), not once per row.
+ *
+ * Why it is shaped like this:
+ * - SECURITY DEFINER owned by a NOLOGIN role: only that role can read `tenantfence.keys`.
+ * - HMAC-SHA256 from two calls of the built-in sha256() over precomputed pads: no pgcrypto, and
+ *   no signing function exists in the database for SQL to call.
+ * - No EXCEPTION block (each one opens a subtransaction); every field is checked before use.
+ * - now() is the transaction's start time, which SQL cannot move.
+ * - A token bound to a transaction id is valid only in that transaction (strict mode).
+ */
+export const currentTenantFunction = `CREATE OR REPLACE FUNCTION ${S}.current_tenant() RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $tf$
+DECLARE
+  token text := current_setting(${literal(CONTEXT_SETTING)}, true);
+  part text[];
+  pad_in bytea;
+  pad_out bytea;
+BEGIN
+  IF token IS NULL OR length(token) > 512 THEN
+    RETURN NULL;
+  END IF;
+  part := string_to_array(token, '.');
+  IF cardinality(part) <> 6 OR part[1] <> 'v1' OR part[4] !~ '^[0-9]{1,12}$'
+     OR part[4]::bigint < extract(epoch FROM now()) THEN
+    RETURN NULL;
+  END IF;
+  IF part[5] <> '' AND part[5] IS DISTINCT FROM pg_current_xact_id_if_assigned()::text THEN
+    RETURN NULL;
+  END IF;
+  SELECT k.inner_pad, k.outer_pad INTO pad_in, pad_out
+    FROM ${S}.keys k WHERE k.kid = part[2] AND k.retired_at IS NULL;
+  IF pad_in IS NULL OR encode(sha256(pad_out || sha256(pad_in || convert_to(
+       part[1] || '.' || part[2] || '.' || part[3] || '.' || part[4] || '.' || part[5], 'UTF8'))), 'hex')
+     <> part[6] THEN
+    RETURN NULL;
+  END IF;
+  RETURN part[3];
+END
+$tf$`;
+
+export interface InitPlanOptions {
+  readonly roles: Roles;
+  /** Whether the agent role may log in (the gateway connects as it). */
+  readonly agentLogin: boolean;
+}
+
+export function planInit({ roles, agentLogin }: InitPlanOptions): Statement[] {
+  const agent = ident(roles.agent);
+  const locked = 'NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION';
+  return [
+    ensureRole(OWNER_ROLE, 'NOLOGIN'),
+    sql(`ALTER ROLE ${OWNER} NOLOGIN ${locked}`),
+    ensureRole(roles.app, 'LOGIN'),
+    ensureRole(roles.agent, agentLogin ? 'LOGIN' : 'NOLOGIN'),
+    // The agent gets nothing it was not granted: no inherited privileges, no attributes.
+    sql(`ALTER ROLE ${agent} ${agentLogin ? 'LOGIN' : 'NOLOGIN'} NOINHERIT ${locked}`),
+    sql(`CREATE SCHEMA IF NOT EXISTS ${S} AUTHORIZATION ${OWNER}`),
+    sql(`ALTER SCHEMA ${S} OWNER TO ${OWNER}`),
+    sql(`REVOKE ALL ON SCHEMA ${S} FROM PUBLIC`),
+    // Every role that runs a policy (owners included, under FORCE) must reach current_tenant().
+    sql(`GRANT USAGE ON SCHEMA ${S} TO PUBLIC`),
+    sql(`CREATE TABLE IF NOT EXISTS ${qualified(SCHEMA, 'keys')} (
+  kid text PRIMARY KEY CHECK (kid ~ '^[a-z0-9]{1,16}$'),
+  inner_pad bytea NOT NULL CHECK (length(inner_pad) = 64),
+  outer_pad bytea NOT NULL CHECK (length(outer_pad) = 64),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  retired_at timestamptz
+)`),
+    sql(`ALTER TABLE ${qualified(SCHEMA, 'keys')} OWNER TO ${OWNER}`),
+    sql(`REVOKE ALL ON ${qualified(SCHEMA, 'keys')} FROM PUBLIC`),
+    sql(currentTenantFunction),
+    sql(`ALTER FUNCTION ${S}.current_tenant() OWNER TO ${OWNER}`),
+    sql(`REVOKE ALL ON FUNCTION ${S}.current_tenant() FROM PUBLIC`),
+    sql(`GRANT EXECUTE ON FUNCTION ${S}.current_tenant() TO PUBLIC`),
+    // No CREATE anywhere, no TEMP: PUBLIC holds both by default (CREATE on public before PG 15),
+    // so they are taken from PUBLIC and TEMP is given back to the application role by name.
+    sql(`REVOKE CREATE ON SCHEMA public FROM PUBLIC`),
+    sql(`DO $tf$ BEGIN
+  EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+  EXECUTE format('REVOKE CREATE, TEMPORARY ON DATABASE %I FROM %I', current_database(), ${literal(roles.agent)});
+  EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO %I', current_database(), ${literal(roles.app)});
+END $tf$`),
+  ];
+}

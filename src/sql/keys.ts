@@ -1,0 +1,50 @@
+/**
+ * Signing keys in `tenantfence.keys`. Only the pads are stored; the table is readable by its
+ * NOLOGIN owner alone, which is what `current_tenant()` runs as. Rotation adds a key and leaves the
+ * old one valid until it is retired, so tokens in flight keep working.
+ */
+import { qualified } from './quote.ts';
+import { SCHEMA } from './roles.ts';
+import { sql, type Statement } from './statement.ts';
+import { hmacPads, type SigningKey } from '../context/token.ts';
+import { TenantfenceError, ErrorCodes } from '../errors.ts';
+import type { Queryable } from './queryable.ts';
+
+const KEYS = qualified(SCHEMA, 'keys');
+
+export interface KeyRow {
+  readonly kid: string;
+  readonly active: boolean;
+}
+
+export function addKeyStatement(key: SigningKey): Statement {
+  const { inner, outer } = hmacPads(key);
+  return sql(
+    `INSERT INTO ${KEYS} (kid, inner_pad, outer_pad) VALUES ($1, $2, $3) ON CONFLICT (kid) DO NOTHING`,
+    [key.kid, inner, outer],
+    `signing key ${key.kid} is inserted with bind parameters and never printed; run \`tenantfence init\` or \`tenantfence keys rotate\` against the database`,
+  );
+}
+
+export async function listKeys(db: Queryable): Promise<KeyRow[]> {
+  const { rows } = await db.query<KeyRow>(`SELECT kid, retired_at IS NULL AS active FROM ${KEYS} ORDER BY created_at, kid`);
+  return rows;
+}
+
+/** Whether the stored key with this id matches the given secret (false when absent). */
+export async function keyMatches(db: Queryable, key: SigningKey): Promise<boolean | undefined> {
+  const { inner } = hmacPads(key);
+  const { rows } = await db.query<{ same: boolean }>(`SELECT inner_pad = $2 AS same FROM ${KEYS} WHERE kid = $1`, [key.kid, inner]);
+  return rows[0]?.same;
+}
+
+export function retireKeyStatement(kid: string): Statement {
+  return sql(`UPDATE ${KEYS} SET retired_at = now() WHERE kid = $1 AND retired_at IS NULL`, [kid], `retire key ${kid}`);
+}
+
+export async function assertInitialised(db: Queryable): Promise<void> {
+  const { rows } = await db.query<{ ok: boolean }>(`SELECT to_regprocedure('tenantfence.current_tenant()') IS NOT NULL AS ok`);
+  if (!rows[0]?.ok) {
+    throw new TenantfenceError(ErrorCodes.NOT_INITIALISED, 'This database has no tenantfence schema; run `tenantfence init` first.');
+  }
+}

@@ -1,0 +1,11 @@
+/** Default role names; `init --app-role` and `--agent-role` change them. */
+export const OWNER_ROLE = 'tenantfence_owner';
+export const DEFAULT_APP_ROLE = 'tenantfence_app';
+export const DEFAULT_AGENT_ROLE = 'tenantfence_agent';
+export const SCHEMA = 'tenantfence';
+export const POLICY_NAME = 'tenantfence_isolation';
+
+export interface Roles {
+  readonly app: string;
+  readonly agent: string;
+}
