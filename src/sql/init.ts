@@ -11,13 +11,23 @@ import { CONTEXT_SETTING } from '../context/token.ts';
 const S = ident(SCHEMA);
 const OWNER = ident(OWNER_ROLE);
 
-function ensureRole(name: string, attributes: string): Statement {
+/**
+ * Creates the role, or corrects its attributes when they differ. The ALTER runs only when needed:
+ * concurrent inits (parallel test databases, several services) would otherwise collide on the
+ * shared role's catalog row ("tuple concurrently updated").
+ */
+function ensureRole(name: string, attributes: string, differs: string): Statement {
   return sql(`DO $tf$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${literal(name)}) THEN
     CREATE ROLE ${ident(name)} ${attributes};
+  ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${literal(name)} AND (${differs})) THEN
+    ALTER ROLE ${ident(name)} ${attributes};
   END IF;
 END $tf$`);
 }
+
+const LOCKED = 'NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION';
+const PRIVILEGED = 'rolsuper OR rolbypassrls OR rolcreatedb OR rolcreaterole OR rolreplication';
 
 /**
  * Verifies the context token set with `set_config('tenantfence.context', $1, true)` and returns the
@@ -71,15 +81,16 @@ export interface InitPlanOptions {
 }
 
 export function planInit({ roles, agentLogin }: InitPlanOptions): Statement[] {
-  const agent = ident(roles.agent);
-  const locked = 'NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION';
   return [
-    ensureRole(OWNER_ROLE, 'NOLOGIN'),
-    sql(`ALTER ROLE ${OWNER} NOLOGIN ${locked}`),
-    ensureRole(roles.app, 'LOGIN'),
-    ensureRole(roles.agent, agentLogin ? 'LOGIN' : 'NOLOGIN'),
+    ensureRole(OWNER_ROLE, `NOLOGIN ${LOCKED}`, `rolcanlogin OR ${PRIVILEGED}`),
+    // The app role is created if missing; an existing one is checked (refused) by init, not altered.
+    ensureRole(roles.app, 'LOGIN', 'false'),
     // The agent gets nothing it was not granted: no inherited privileges, no attributes.
-    sql(`ALTER ROLE ${agent} ${agentLogin ? 'LOGIN' : 'NOLOGIN'} NOINHERIT ${locked}`),
+    ensureRole(
+      roles.agent,
+      `${agentLogin ? 'LOGIN' : 'NOLOGIN'} NOINHERIT ${LOCKED}`,
+      `rolcanlogin <> ${agentLogin} OR rolinherit OR ${PRIVILEGED}`,
+    ),
     sql(`CREATE SCHEMA IF NOT EXISTS ${S} AUTHORIZATION ${OWNER}`),
     sql(`ALTER SCHEMA ${S} OWNER TO ${OWNER}`),
     sql(`REVOKE ALL ON SCHEMA ${S} FROM PUBLIC`),
