@@ -1,0 +1,136 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { init } from '../../src/cli/commands/init.ts';
+import { protect } from '../../src/cli/commands/protect.ts';
+import { ErrorCodes } from '../../src/errors.ts';
+import { ident } from '../../src/sql/quote.ts';
+import { createTestDatabase, installFence, type TestDatabase } from '../support/db.ts';
+
+let db: TestDatabase;
+before(async () => {
+  db = await createTestDatabase();
+  await installFence(db);
+});
+after(() => db.drop());
+
+/** Everything init and protect own, as the catalog describes it (no OIDs). */
+async function snapshot(): Promise<unknown> {
+  const q = async (text: string) => (await db.admin.query(text)).rows;
+  return {
+    roles: await q(`SELECT rolname = 'tenantfence_owner' AS owner, rolsuper, rolbypassrls, rolcanlogin, rolinherit, rolcreatedb, rolcreaterole
+                      FROM pg_roles WHERE rolname IN ('tenantfence_owner', '${db.roles.app}', '${db.roles.agent}') ORDER BY rolname`),
+    functions: await q(`SELECT p.proname, p.prosecdef, p.provolatile, p.proconfig, pg_get_userbyid(p.proowner) AS owner, p.proacl::text
+                          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'tenantfence' ORDER BY 1`),
+    tables: await q(`SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, c.relacl::text FROM pg_class c
+                       JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'tenantfence') AND c.relkind = 'r' ORDER BY 1`),
+    policies: await q(`SELECT tablename, policyname, permissive, roles::text, cmd, qual, with_check FROM pg_policies ORDER BY 1, 2`),
+    indexes: await q(`SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1`),
+    keys: await q(`SELECT kid, retired_at IS NULL AS active FROM tenantfence.keys ORDER BY 1`),
+    database: await q(`SELECT datacl::text FROM pg_database WHERE datname = current_database()`),
+  };
+}
+
+test('init and protect are idempotent: a second run changes nothing', async () => {
+  const first = await snapshot();
+  const secret = undefined; // an active key exists, so no new one is generated
+  const again = await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent, secret });
+  assert.equal(again.generatedSecret, undefined);
+  await protect({ db: db.admin, tables: ['conversations'], appRole: db.roles.app, agentRole: db.roles.agent });
+  assert.deepEqual(await snapshot(), first);
+});
+
+test('the policy compares the bare column with the verified tenant cast to its type, USING and WITH CHECK', async () => {
+  const { rows } = await db.admin.query(`SELECT qual, with_check, cmd, permissive FROM pg_policies WHERE tablename = 'conversations'`);
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].cmd, 'ALL');
+  assert.match(rows[0].qual, /^\(tenant_id = \( SELECT \(tenantfence\.current_tenant\(\)\)::uuid AS current_tenant\)\)$/);
+  assert.equal(rows[0].with_check, rows[0].qual);
+});
+
+test('protect casts to each column type and adds an index leading with the tenant column', async () => {
+  await db.admin.query(`CREATE TABLE t_text (org text NOT NULL, v int); CREATE TABLE t_big (org bigint NOT NULL, v int);
+                        ALTER TABLE t_text OWNER TO ${ident(db.roles.owner)}; ALTER TABLE t_big OWNER TO ${ident(db.roles.owner)}`);
+  await protect({ db: db.admin, tables: ['t_text', 'public.t_big'], tenantColumn: 'org', appRole: db.roles.app, agentRole: db.roles.agent });
+  const { rows } = await db.admin.query(`SELECT tablename, qual FROM pg_policies WHERE tablename IN ('t_text', 't_big') ORDER BY 1`);
+  assert.match(rows[0].qual, /::bigint/);
+  assert.match(rows[1].qual, /current_tenant\(\) AS current_tenant/);
+  const idx = await db.admin.query(`SELECT indexdef FROM pg_indexes WHERE tablename IN ('t_text', 't_big') ORDER BY 1`);
+  assert.equal(idx.rows.length, 2);
+  for (const r of idx.rows) assert.match(r.indexdef, /\(org\)$/);
+  // The index stays usable: the plan filters on the column through an index condition.
+  await db.admin.query(`INSERT INTO t_big SELECT g % 50, g FROM generate_series(1, 5000) g; ANALYZE t_big`);
+  const plan = await db.admin.query(`SET enable_seqscan = off; EXPLAIN SELECT * FROM t_big WHERE org = 3`);
+  assert.match(JSON.stringify(plan), /Index|Bitmap/);
+});
+
+test('grants: app gets DML, agent SELECT only, neither TRUNCATE, REFERENCES nor TRIGGER', async () => {
+  const { rows } = await db.admin.query(
+    `SELECT grantee, string_agg(privilege_type, ',' ORDER BY privilege_type) AS p FROM information_schema.role_table_grants
+      WHERE table_name = 'conversations' AND grantee IN ($1, $2) GROUP BY grantee ORDER BY grantee`,
+    [db.roles.agent, db.roles.app],
+  );
+  assert.deepEqual(rows, [
+    { grantee: db.roles.agent, p: 'SELECT' },
+    { grantee: db.roles.app, p: 'DELETE,INSERT,SELECT,UPDATE' },
+  ]);
+});
+
+test('the agent role has no TEMP and no CREATE', async () => {
+  const { rows } = await db.admin.query(
+    `SELECT has_database_privilege($1, current_database(), 'TEMP') AS temp,
+            has_database_privilege($1, current_database(), 'CREATE') AS create_db,
+            has_schema_privilege($1, 'public', 'CREATE') AS create_public,
+            has_schema_privilege($1, 'tenantfence', 'CREATE') AS create_tf`,
+    [db.roles.agent],
+  );
+  assert.deepEqual(rows[0], { temp: false, create_db: false, create_public: false, create_tf: false });
+  const agent = db.pool(db.roles.agent);
+  await assert.rejects(agent.query('CREATE TEMP TABLE x (a int)'), { code: '42501' });
+  await assert.rejects(agent.query('CREATE TABLE public.x (a int)'), { code: '42501' });
+});
+
+test('init refuses a superuser or BYPASSRLS app role, and one that owns a protected table (exit 2 codes)', async () => {
+  const su = db.role('tf_su');
+  await db.admin.query(`CREATE ROLE ${ident(su)} SUPERUSER`);
+  await assert.rejects(init({ db: db.admin, appRole: su, agentRole: db.roles.agent }), (e: { code?: string }) => e.code === ErrorCodes.UNSAFE_ROLE);
+  const by = db.role('tf_by');
+  await db.admin.query(`CREATE ROLE ${ident(by)} BYPASSRLS`);
+  await assert.rejects(init({ db: db.admin, appRole: by, agentRole: db.roles.agent }), (e: { code?: string }) => e.code === ErrorCodes.UNSAFE_ROLE);
+  const owner = db.role('tf_ownerapp');
+  await db.admin.query(`CREATE ROLE ${ident(owner)}; CREATE TABLE owned (tenant_id uuid NOT NULL)`);
+  await protect({ db: db.admin, tables: ['owned'], appRole: db.roles.app, agentRole: db.roles.agent });
+  await db.admin.query(`ALTER TABLE owned OWNER TO ${ident(owner)}`);
+  await assert.rejects(init({ db: db.admin, appRole: owner, agentRole: db.roles.agent }), (e: { code?: string }) => e.code === ErrorCodes.UNSAFE_ROLE);
+  // Refusal wrote nothing: the superuser did not become a tenantfence app role with grants.
+  const { rows } = await db.admin.query(`SELECT count(*)::int AS n FROM information_schema.role_table_grants WHERE grantee = $1`, [su]);
+  assert.equal(rows[0].n, 0);
+});
+
+test('protect refuses a missing table, a table without the tenant column, and a table owned by the app role', async () => {
+  const opts = { db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent };
+  await assert.rejects(protect({ ...opts, tables: ['nope'] }), (e: { code?: string }) => e.code === ErrorCodes.NO_TABLE);
+  await db.admin.query(`CREATE TABLE no_tenant (id int)`);
+  await assert.rejects(protect({ ...opts, tables: ['no_tenant'] }), (e: { code?: string }) => e.code === ErrorCodes.NO_TENANT_COLUMN);
+  await db.admin.query(`CREATE TABLE app_owned (tenant_id uuid); ALTER TABLE app_owned OWNER TO ${ident(db.roles.app)}`);
+  await assert.rejects(protect({ ...opts, tables: ['app_owned'] }), (e: { code?: string }) => e.code === ErrorCodes.UNSAFE_ROLE);
+  // All or nothing: a good table named with a bad one is left untouched.
+  await db.admin.query(`CREATE TABLE good (tenant_id uuid)`);
+  await assert.rejects(protect({ ...opts, tables: ['good', 'nope'] }), (e: { code?: string }) => e.code === ErrorCodes.NO_TABLE);
+  const { rows } = await db.admin.query(`SELECT relrowsecurity FROM pg_class WHERE relname = 'good'`);
+  assert.equal(rows[0].relrowsecurity, false);
+});
+
+test('--print plans without applying and never prints the secret', async () => {
+  const fresh = await createTestDatabase();
+  try {
+    const secret = 'k9.' + Buffer.alloc(32, 7).toString('base64url');
+    const result = await init({ db: fresh.admin, appRole: fresh.roles.app, agentRole: fresh.roles.agent, secret, print: true });
+    assert.equal(result.applied, false);
+    assert.match(result.sql, /CREATE OR REPLACE FUNCTION "tenantfence"\.current_tenant\(\)/);
+    assert.ok(!result.sql.includes(secret.split('.')[1]!));
+    const { rows } = await fresh.admin.query(`SELECT to_regnamespace('tenantfence') IS NULL AS absent`);
+    assert.equal(rows[0].absent, true);
+  } finally {
+    await fresh.drop();
+  }
+});
