@@ -2,15 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
+import { listening } from '../support/net.ts';
 import { createInterface } from 'node:readline';
-
-const listening = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
 
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
   test(`the embedded server stops when its process gets ${signal}`, { timeout: 60_000 }, async () => {

@@ -4,9 +4,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../src/embedded/index.ts';
+import { listening } from './net.ts';
 
 export function pgbouncerPath(): string | undefined {
   const r = spawnSync('sh', ['-c', 'command -v pgbouncer || ls /usr/sbin/pgbouncer'], { encoding: 'utf8' });
@@ -68,23 +69,4 @@ function idsOf(user: string): { uid?: number; gid?: number } {
   const uid = Number.parseInt(spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout, 10);
   const gid = Number.parseInt(spawnSync('id', ['-g', user], { encoding: 'utf8' }).stdout, 10);
   return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : {};
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const a = server.address();
-      server.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
