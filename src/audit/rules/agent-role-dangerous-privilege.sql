@@ -44,7 +44,9 @@ found AS (
    WHERE pg_has_role(a.oid, b.oid, 'MEMBER')
   UNION ALL
   SELECT a.rolname, format('The agent role %s can read or write %s large object(s), which have no row level security.', a.rolname, count(*)),
-         string_agg(format('REVOKE ALL ON LARGE OBJECT %s FROM PUBLIC, %I;', lo.oid, a.rolname), E'\n' ORDER BY lo.oid),
+         -- an owner keeps its rights whatever is revoked, so owned objects change owner instead
+         string_agg(CASE WHEN lo.lomowner = a.oid THEN format('ALTER LARGE OBJECT %s OWNER TO CURRENT_USER;', lo.oid)
+                         ELSE format('REVOKE ALL ON LARGE OBJECT %s FROM PUBLIC, %I;', lo.oid, a.rolname) END, E'\n' ORDER BY lo.oid),
          'large-objects'
     FROM agent a, pg_largeobject_metadata lo
    WHERE lo.lomowner = a.oid

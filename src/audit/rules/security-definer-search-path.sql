@@ -15,7 +15,7 @@ checked AS (
   SELECT d.*, s.elements,
          -- schemas on the path where a fenced role (or PUBLIC, through them) can create objects
          ARRAY(SELECT e FROM unnest(s.elements) AS e JOIN pg_namespace ns ON ns.nspname = e
-                WHERE EXISTS (SELECT 1 FROM fenced f WHERE has_schema_privilege(f.oid, ns.oid, 'CREATE'))
+                WHERE EXISTS (SELECT 1 FROM fenced f WHERE NOT f.rolsuper AND has_schema_privilege(f.oid, ns.oid, 'CREATE'))
                 ORDER BY e) AS writable
     FROM defs d
    CROSS JOIN LATERAL (
