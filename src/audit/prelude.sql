@@ -107,12 +107,6 @@ policy_exprs AS (
        SELECT s.pos + s.len AS first, lead(s.pos, 1, length(src.bare)) OVER (ORDER BY s.pos) - 1 AS last
          FROM (SELECT pos, len FROM seps UNION ALL SELECT 1, 1) AS s, src
      ),
-     selects AS (
-       SELECT o.pos AS open_pos,
-              (SELECT min(c2.pos) FROM chars c2 WHERE c2.pos > o.pos AND c2.depth = o.depth - 1) AS close_pos
-         FROM chars o, src
-        WHERE o.ch = '(' AND substr(src.bare, o.pos, 9) = '( SELECT '
-     ),
      -- The functions the expression calls, by OID from its node tree (names in the text may be
      -- ambiguous; OIDs are not). Joined from the matches so each tree is scanned once.
      calls AS (
@@ -153,8 +147,9 @@ policy_exprs AS (
      SELECT src.bare,
             (SELECT min(op) FROM seps) AS op,
             (SELECT array_agg(part) FROM parts) AS parts,
-            (SELECT string_agg(CASE WHEN EXISTS (SELECT 1 FROM selects s WHERE ch.pos > s.open_pos AND ch.pos < s.close_pos)
-                                    THEN '#' ELSE ch.ch END, '' ORDER BY ch.pos) FROM chars ch) AS outside,
+            -- Scalar subqueries masked; the pattern matches parentheses balanced four levels deep,
+            -- which covers what pg_get_expr prints for the wrappers policies use.
+            regexp_replace(src.bare, '\( SELECT (?:[^()]|\((?:[^()]|\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))*\))*\)', '( SELECT # )', 'g') AS outside,
             CASE WHEN (SELECT min(op) FROM seps) = 'OR' THEN NULL
                  ELSE (SELECT min(source) FILTER (WHERE source IS NOT NULL) FROM pins) END AS pin_any,
             (SELECT min(op) FROM seps) = 'OR' AND EXISTS (
