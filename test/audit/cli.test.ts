@@ -10,9 +10,13 @@ import type { TestDatabase } from '../support/db.ts';
 import { fencedBase, withDatabase } from './support.ts';
 
 async function run(db: TestDatabase, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return runOn(db, false, ...args);
+}
+
+async function runOn(db: TestDatabase, isTTY: boolean, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const io: Io = { out: (t) => void (out += t), err: (t) => void (err += t), isTTY: false };
+  const io: Io = { out: (t) => void (out += t), err: (t) => void (err += t), isTTY };
   const code = await main(['audit', '--database-url', db.url, '--app-role', db.roles.app, '--agent-role', db.roles.agent, ...args], io);
   return { code, out, err };
 }
@@ -36,6 +40,7 @@ test('exit codes follow --fail-on; usage and connection errors exit 2 without a 
     assert.equal(r.code, 1);
     assert.match(r.out, /Errors \(1\)\n\n {2}rls-disabled {2}public\.events/);
     assert.doesNotMatch(r.out, /\x1b\[/, 'no colour when stdout is not a TTY');
+    assert.match((await runOn(db, true)).out, /\x1b\[1;31mErrors \(1\)\x1b\[0m/, 'colour on a TTY');
     assert.equal((await run(db, '--fail-on', 'never')).code, 0);
 
     for (const bad of [['--format', 'pdf'], ['--fail-on', 'sometimes'], ['--schema', ','], ['stray'], ['--bogus']]) {
