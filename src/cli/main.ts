@@ -11,6 +11,7 @@ import { init } from './commands/init.ts';
 import { protect } from './commands/protect.ts';
 import { keysList, retireKey, rotateKey } from './commands/keys.ts';
 import { demo, formatDemo } from './commands/demo.ts';
+import { audit, type AuditFormat, type FailOn } from './commands/audit.ts';
 import { processIo, type Io } from './io.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -111,6 +112,53 @@ retire  retires a key (refused for the last active key)`,
         io.out(v.json ? `${JSON.stringify(keys)}\n` : keys.map((k) => `${k.kid}\t${k.active ? 'active' : 'retired'}\n`).join(''));
         return 0;
       }),
+  },
+  audit: {
+    summary: 'lint a live database for RLS tenant-isolation pitfalls (CI: exit 1 on findings)',
+    usage: `tenantfence audit [--schema public,...] [--tenant-column tenant_id] [--app-role R] [--agent-role R]
+       [--format text|json|sarif|html] [--output FILE] [--fail-on error|warn|info|never]
+       [--baseline FILE] [--write-baseline FILE] [--database-url URL]
+
+Reads the catalog (one read-only transaction) and reports every known RLS isolation pitfall on
+tables with the tenant column in the given schemas, and on the views, functions and roles that
+reach them. Rules and fixes: docs/audit.md.
+  --fail-on LEVEL        exit 1 when a finding at or above LEVEL remains (default error)
+  --baseline FILE        suppress the findings recorded in FILE; report only new ones
+  --write-baseline FILE  record every current finding in FILE (they count as accepted)
+Exit codes: 0 clean at --fail-on, 1 findings, 2 usage or connection error.`,
+    options: {
+      ...dbOption,
+      ...roleOptions,
+      schema: { type: 'string' },
+      'tenant-column': { type: 'string' },
+      format: { type: 'string' },
+      output: { type: 'string' },
+      'fail-on': { type: 'string' },
+      baseline: { type: 'string' },
+      'write-baseline': { type: 'string' },
+    },
+    run: (v, positionals, io) => {
+      if (positionals.length > 0) throw usage('audit');
+      return withDb(v, io, async (db) => {
+        const result = await audit({
+          db,
+          schemas: str(v.schema)?.split(',').map((s) => s.trim()),
+          tenantColumn: str(v['tenant-column']),
+          appRole: str(v['app-role']),
+          agentRole: str(v['agent-role']),
+          format: str(v.format) as AuditFormat | undefined,
+          output: str(v.output),
+          failOn: str(v['fail-on']) as FailOn | undefined,
+          baseline: str(v.baseline),
+          writeBaseline: str(v['write-baseline']),
+          color: io.isTTY,
+          databaseName: db.database,
+        });
+        io.out(result.stdout);
+        io.err(result.stderr);
+        return result.exitCode;
+      });
+    },
   },
   demo: {
     summary: "the seed's recipe vs tenantfence: isolation checks and agent attacks, side by side",

@@ -1,0 +1,146 @@
+/**
+ * Runs every rule against a live database and collects findings. The audit is a catalog read:
+ * one REPEATABLE READ READ ONLY transaction (every rule sees the same snapshot, nothing can be
+ * written), no JIT, search_path pinned to pg_catalog so no user object can stand in for a catalog
+ * function, and the options travel as bind parameters $1..$4, never spliced into the SQL.
+ */
+import { readFileSync } from 'node:fs';
+import { ErrorCodes, TenantfenceError } from '../errors.ts';
+import { toTenantfenceError } from '../sql/apply.ts';
+import type { Queryable } from '../sql/queryable.ts';
+import { compareFindings, fingerprint, type Finding, type Rule } from './finding.ts';
+import { INVENTORY_PATH, PRELUDE_PATH, loadRules } from './registry.ts';
+
+export interface AuditOptions {
+  /** Schemas whose tables are audited (views, functions and roles are checked database-wide). */
+  readonly schemas: readonly string[];
+  readonly tenantColumn: string;
+  readonly appRole: string;
+  readonly agentRole: string;
+  /** Defaults to every rule in `rules/`. */
+  readonly rules?: readonly Rule[];
+  /** Called after each rule with its run time (the benchmark names the slow ones with it). */
+  readonly onRule?: (id: string, milliseconds: number) => void;
+}
+
+/** One tenant table in the isolation map. */
+export interface TableStatus {
+  readonly object: string;
+  readonly rlsEnabled: boolean;
+  readonly rlsForced: boolean;
+  readonly policies: readonly string[];
+  readonly tenantIndex: boolean;
+  /** A permissive policy pins the tenant column to tenantfence's verified tenant. */
+  readonly fenced: boolean;
+}
+
+export interface AuditReport {
+  readonly rules: readonly Rule[];
+  /** Every finding, in deterministic order. */
+  readonly findings: readonly Finding[];
+  readonly tables: readonly TableStatus[];
+  /** Things the reader must know to trust an empty result (a role that does not exist, ...). */
+  readonly notes: readonly string[];
+}
+
+interface RuleRow {
+  object: string;
+  detail: string;
+  remediation: string | null;
+  key: string | null;
+}
+
+let prelude: string | undefined;
+
+/** The prelude's CTEs in front of a query that may use them. */
+export function withPrelude(sql: string): string {
+  prelude ??= readFileSync(PRELUDE_PATH, 'utf8').trim();
+  return `WITH ${prelude}\n${sql}`;
+}
+
+/** A rule runs as a subquery (it may carry its own WITH) that must yield exactly these columns. */
+export function ruleQuery(sql: string): string {
+  return withPrelude(`SELECT object, detail, remediation, key FROM (\n${sql}\n) AS finding`);
+}
+
+export async function runAudit(db: Queryable, options: AuditOptions): Promise<AuditReport> {
+  const rules = options.rules ?? loadRules();
+  const params = [[...options.schemas], options.tenantColumn, options.appRole, options.agentRole];
+  await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    await db.query('SET LOCAL search_path = pg_catalog, pg_temp');
+    // The expression analysis makes the planner's row estimates (and costs) huge, which switches
+    // JIT compilation on: about a second per rule spent compiling queries over a few catalog rows.
+    await db.query('SET LOCAL jit = off');
+    const findings: Finding[] = [];
+    for (const rule of rules) {
+      const started = performance.now();
+      const { rows } = await db.query<RuleRow>(ruleQuery(rule.sql), params).catch((error: unknown) => {
+        throw ruleFailed(rule.id, error);
+      });
+      options.onRule?.(rule.id, performance.now() - started);
+      for (const row of rows) {
+        findings.push({
+          rule: rule.id,
+          title: rule.title,
+          level: rule.level,
+          category: rule.category,
+          object: row.object,
+          detail: row.detail,
+          remediation: row.remediation,
+          fingerprint: fingerprint(rule.id, row.object, row.key ?? ''),
+        });
+      }
+    }
+    const tables = await inventory(db, params);
+    const notes = await notesFor(db, options, tables);
+    await db.query('COMMIT');
+    return { rules, findings: findings.sort(compareFindings), tables, notes };
+  } catch (error) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw toTenantfenceError(error);
+  }
+}
+
+async function inventory(db: Queryable, params: unknown[]): Promise<TableStatus[]> {
+  const sql = withPrelude(readFileSync(INVENTORY_PATH, 'utf8'));
+  const { rows } = await db.query<{
+    object: string; rls_enabled: boolean; rls_forced: boolean; policies: string[]; tenant_index: boolean; fenced: boolean;
+  }>(sql, params);
+  return rows.map((r) => ({
+    object: r.object,
+    rlsEnabled: r.rls_enabled,
+    rlsForced: r.rls_forced,
+    policies: r.policies,
+    tenantIndex: r.tenant_index,
+    fenced: r.fenced,
+  }));
+}
+
+async function notesFor(db: Queryable, options: AuditOptions, tables: readonly TableStatus[]): Promise<string[]> {
+  const notes: string[] = [];
+  if (tables.length === 0) {
+    notes.push(`No table in schema(s) ${options.schemas.join(', ')} has a column "${options.tenantColumn}"; table rules had nothing to check (see --schema and --tenant-column).`);
+  }
+  const { rows } = await db.query<{ rolname: string }>('SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY ($1)', [
+    [options.appRole, options.agentRole],
+  ]);
+  for (const [which, name] of [['app', options.appRole], ['agent', options.agentRole]] as const) {
+    if (!rows.some((r) => r.rolname === name)) {
+      notes.push(`The ${which} role ${name} does not exist; its role and privilege rules were skipped (see --${which}-role).`);
+    }
+  }
+  return notes;
+}
+
+/** Connection trouble keeps its code; anything else names the rule, which is what a reader needs. */
+function ruleFailed(id: string, error: unknown): TenantfenceError {
+  const mapped = toTenantfenceError(error);
+  if (mapped.code !== ErrorCodes.DATABASE) return mapped;
+  const code = (error as { code?: unknown })?.code;
+  return new TenantfenceError(
+    ErrorCodes.DATABASE,
+    `Audit rule ${id} could not run (${typeof code === 'string' ? code + ': ' : ''}${(error as Error)?.message ?? String(error)}); report it with your PostgreSQL version.`,
+    { cause: error },
+  );
+}

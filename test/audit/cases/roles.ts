@@ -1,0 +1,130 @@
+/** Cases for the role, privilege, view and function rules. */
+import { ident } from '../../../src/sql/quote.ts';
+import { protectTables, tenantTable, type RuleCase } from '../support.ts';
+import type { TestDatabase } from '../../support/db.ts';
+
+async function orders(db: TestDatabase): Promise<void> {
+  await tenantTable(db, 'orders');
+  await protectTables(db, 'orders');
+}
+
+export const roleCases: RuleCase[] = [
+  {
+    rule: 'app-role-superuser',
+    name: 'the app role is a superuser',
+    setup: (db) => db.admin.query(`ALTER ROLE ${ident(db.roles.app)} SUPERUSER`).then(() => undefined),
+    objects: (db) => [db.roles.app],
+  },
+  {
+    rule: 'app-role-superuser',
+    name: 'the agent role can SET ROLE to a superuser',
+    setup: async (db) => {
+      const admin = db.role('tf_admin');
+      await db.admin.query(`CREATE ROLE ${ident(admin)} SUPERUSER NOLOGIN; GRANT ${ident(admin)} TO ${ident(db.roles.agent)}`);
+    },
+    objects: (db) => [db.roles.agent],
+  },
+  {
+    rule: 'app-role-bypassrls',
+    name: 'the app role has BYPASSRLS',
+    setup: (db) => db.admin.query(`ALTER ROLE ${ident(db.roles.app)} BYPASSRLS`).then(() => undefined),
+    objects: (db) => [db.roles.app],
+  },
+  {
+    rule: 'app-role-bypassrls',
+    name: 'the app role is a member of a BYPASSRLS role',
+    setup: async (db) => {
+      const ops = db.role('tf_ops');
+      await db.admin.query(`CREATE ROLE ${ident(ops)} BYPASSRLS NOLOGIN; GRANT ${ident(ops)} TO ${ident(db.roles.app)}`);
+    },
+    objects: (db) => [db.roles.app],
+  },
+  {
+    rule: 'view-bypasses-rls',
+    name: 'a superuser-owned view the agent can read',
+    setup: async (db) => {
+      await orders(db);
+      await db.admin.query(`CREATE VIEW order_totals AS SELECT tenant_id, count(*) AS n FROM orders GROUP BY tenant_id;
+        GRANT SELECT ON order_totals TO ${ident(db.roles.agent)}`);
+    },
+    objects: () => ['public.order_totals'],
+  },
+  {
+    rule: 'view-bypasses-rls',
+    name: 'a view over a view, owned by the table owner without FORCE',
+    setup: async (db) => {
+      await orders(db);
+      await db.admin.query(`ALTER TABLE orders NO FORCE ROW LEVEL SECURITY;
+        CREATE VIEW inner_v WITH (security_invoker = true) AS SELECT * FROM orders;
+        CREATE VIEW outer_v AS SELECT * FROM inner_v;
+        ALTER VIEW inner_v OWNER TO ${ident(db.roles.owner)}; ALTER VIEW outer_v OWNER TO ${ident(db.roles.owner)};
+        GRANT SELECT ON outer_v TO PUBLIC`);
+    },
+    objects: () => ['public.outer_v'],
+    also: ['rls-not-forced'],
+  },
+  {
+    rule: 'matview-over-tenant-table',
+    name: 'a materialized view the app can read',
+    setup: async (db) => {
+      await orders(db);
+      await db.admin.query(`CREATE MATERIALIZED VIEW order_counts AS SELECT tenant_id, count(*) AS n FROM orders GROUP BY tenant_id;
+        GRANT SELECT ON order_counts TO ${ident(db.roles.app)}`);
+    },
+    objects: () => ['public.order_counts'],
+  },
+  {
+    rule: 'security-definer-exposed',
+    name: 'a SECURITY DEFINER function with the default PUBLIC EXECUTE',
+    setup: async (db) => {
+      await orders(db);
+      await db.admin.query(`CREATE FUNCTION public.count_orders(since date) RETURNS bigint LANGUAGE sql SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp AS $$ SELECT count(*) FROM public.orders $$`);
+    },
+    objects: () => ['public.count_orders(since date)'],
+  },
+  {
+    rule: 'security-definer-search-path',
+    name: 'a SECURITY DEFINER function without search_path, not executable by the fenced roles',
+    setup: async (db) => {
+      await db.admin.query(`CREATE FUNCTION public.helper() RETURNS int LANGUAGE sql SECURITY DEFINER AS $$ SELECT 1 $$;
+        REVOKE EXECUTE ON FUNCTION public.helper() FROM PUBLIC`);
+    },
+    objects: () => ['public.helper()'],
+  },
+  {
+    rule: 'security-definer-search-path',
+    name: 'search_path without pg_temp last',
+    setup: async (db) => {
+      await db.admin.query(`CREATE FUNCTION public.helper() RETURNS int LANGUAGE sql SECURITY DEFINER
+        SET search_path = public AS $$ SELECT 1 $$; REVOKE EXECUTE ON FUNCTION public.helper() FROM PUBLIC`);
+    },
+    objects: () => ['public.helper()'],
+  },
+  {
+    rule: 'agent-role-dangerous-privilege',
+    name: 'TRUNCATE/REFERENCES on a table, CREATE on the schema, TEMP on the database',
+    setup: async (db) => {
+      await orders(db);
+      const agent = ident(db.roles.agent);
+      await db.admin.query(`GRANT TRUNCATE, REFERENCES ON orders TO ${agent}; GRANT CREATE ON SCHEMA public TO ${agent};
+        GRANT TEMPORARY ON DATABASE ${ident(db.name)} TO ${agent}`);
+    },
+    objects: (db) => [db.roles.agent, 'public', 'public.orders'],
+  },
+  {
+    rule: 'agent-role-dangerous-privilege',
+    name: 'pg_read_all_data membership and an owned large object',
+    setup: async (db) => {
+      await db.admin.query(`GRANT pg_read_all_data TO ${ident(db.roles.agent)}`);
+      await db.admin.query(`DO $$ BEGIN EXECUTE format('ALTER LARGE OBJECT %s OWNER TO %I', lo_create(0), ${"'" + db.roles.agent + "'"}); END $$`);
+    },
+    objects: (db) => [db.roles.agent, db.roles.agent],
+  },
+  {
+    rule: 'role-can-read-other-sessions',
+    name: 'the app role in pg_monitor',
+    setup: (db) => db.admin.query(`GRANT pg_monitor TO ${ident(db.roles.app)}`).then(() => undefined),
+    objects: (db) => [db.roles.app],
+  },
+];

@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { installFence } from '../support/db.ts';
+import { tenantPredicate } from '../../src/sql/protect.ts';
+import { OWNER_ROLE, POLICY_NAME, SCHEMA } from '../../src/sql/roles.ts';
+import { withPrelude } from '../../src/audit/runner.ts';
+import { auditOf, fencedBase, protectTables, withDatabase } from './support.ts';
+import { ident } from '../../src/sql/quote.ts';
+
+test('init + protect audits clean: no finding at any level, every table on the map fenced', () =>
+  withDatabase(async (db) => {
+    await fencedBase(db);
+    // The tenant column in the types protect supports: uuid (items), varchar (a relabel to text in
+    // the policy, which must not read as a cast), text and bigint.
+    for (const [name, type] of [['notes', 'varchar(64)'], ['labels', 'text'], ['counters', 'bigint']] as const) {
+      await db.admin.query(`CREATE TABLE ${name} (tenant_id ${type} NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), PRIMARY KEY (tenant_id, id))`);
+      await db.admin.query(`ALTER TABLE ${name} OWNER TO ${ident(db.roles.owner)}`);
+    }
+    await protectTables(db, 'notes', 'labels', 'counters');
+    const report = await auditOf(db);
+    assert.deepEqual(report.findings.map((f) => `${f.level} ${f.rule} ${f.object}: ${f.detail}`), []);
+    assert.deepEqual(report.notes, []);
+    assert.deepEqual(report.tables.map((t) => [t.object, t.rlsEnabled, t.rlsForced, t.tenantIndex, t.fenced]), [
+      ['public.counters', true, true, true, true],
+      ['public.items', true, true, true, true],
+      ['public.labels', true, true, true, true],
+      ['public.notes', true, true, true, true],
+    ]);
+  }),
+);
+
+test("the seed's conversations table: its bigserial key is an existence oracle, its sequence a volume leak", () =>
+  withDatabase(async (db) => {
+    await installFence(db);
+    const report = await auditOf(db);
+    assert.deepEqual(report.findings.map((f) => [f.level, f.rule, f.object]), [
+      ['error', 'global-unique-on-tenant-table', 'public.conversations'],
+      ['info', 'sequence-shared-across-tenants', 'public.conversations'],
+    ]);
+  }),
+);
+
+test("the prelude's tenantfence names and remediation policy are the ones init and protect install", () =>
+  withDatabase(async (db) => {
+    await fencedBase(db);
+    const { rows } = await db.admin.query(withPrelude('SELECT f.schema, f.owner, f.policy, t.fence_policy FROM fence f, tenant_tables t'), [
+      ['public'], 'tenant_id', db.roles.app, db.roles.agent,
+    ]);
+    assert.equal(rows.length, 1);
+    assert.deepEqual([rows[0].schema, rows[0].owner, rows[0].policy], [SCHEMA, OWNER_ROLE, POLICY_NAME]);
+    const predicate = tenantPredicate('tenant_id', 'uuid').replaceAll('"', '');
+    assert.ok(rows[0].fence_policy.includes(`USING (${predicate})`), rows[0].fence_policy);
+    assert.ok(rows[0].fence_policy.includes(`WITH CHECK (${predicate})`), rows[0].fence_policy);
+  }),
+);
+
+test('output is deterministic and fingerprints carry no OIDs: the same pitfalls in two databases match', async () => {
+  const build = () =>
+    withDatabase(async (db) => {
+      await fencedBase(db);
+      await db.admin.query(`CREATE TABLE open_orders (tenant_id uuid NOT NULL, n bigserial PRIMARY KEY, email text UNIQUE);
+        CREATE POLICY p ON items FOR SELECT USING (true)`);
+      const first = await auditOf(db);
+      const second = await auditOf(db);
+      assert.deepEqual(second.findings, first.findings);
+      return first.findings.map((f) => `${f.rule} ${f.object} ${f.fingerprint}`);
+    });
+  const [a, b] = [await build(), await build()];
+  assert.ok(a.length >= 5, a.join('\n'));
+  assert.deepEqual(a, b);
+});
+
+test('an audit that found nothing to check says so', () =>
+  withDatabase(async (db) => {
+    const report = await auditOf(db, ['public'], 'org_id');
+    assert.deepEqual(report.findings, []);
+    assert.equal(report.notes.length, 3);
+    assert.match(report.notes[0]!, /no table .* has a column "org_id"/i);
+    assert.match(report.notes[1]!, /app role .* does not exist/);
+  }),
+);
