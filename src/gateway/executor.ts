@@ -1,0 +1,166 @@
+/**
+ * The executor (issue 3, item 4): runs ONE statement for one tenant as the agent role.
+ *
+ * Per request, on one pooled connection, in this order:
+ *   BEGIN [READ ONLY]
+ *   SELECT set_config('tenantfence.context', $1, true), set_config('statement_timeout', $2, true), ...
+ *   <the statement>                       extended protocol, bind parameters, Execute capped at maxRows + 1
+ *   ROLLBACK (reads) | COMMIT (writes); then the session is scrubbed (see END below)
+ * On a pipelining pool (`pipeline: true`, the default) all four go out in one write and come back in
+ * one round trip: nothing depends on the statement's outcome, because a failed statement leaves
+ * the transaction aborted and COMMIT of an aborted transaction rolls back (its tag says ROLLBACK).
+ *
+ * It does not call the firewall: the gateway service does, before it gets here. Tests call the
+ * executor directly to show that the database alone (signed context, agent role, READ ONLY,
+ * rollback, timeouts) holds when the firewall is skipped.
+ */
+import pg from 'pg';
+import { CONTEXT_SETTING, signContext, type SigningKey } from '../context/token.ts';
+import { assertTenantId } from '../context/tenant-id.ts';
+import { CappedQuery } from './capped-query.ts';
+import { typeNames, valueTypes } from './types.ts';
+
+export type ExecutorMode = 'read' | 'write';
+
+export interface ExecutorOptions {
+  /** A pool that logs in as the agent role. The executor does not end it. */
+  readonly pool: pg.Pool;
+  readonly key: SigningKey;
+  readonly mode: ExecutorMode;
+  readonly statementTimeoutMs: number;
+  readonly lockTimeoutMs: number;
+  readonly idleInTransactionTimeoutMs: number;
+  /** Default row cap (a request may ask for fewer, never more). */
+  readonly maxRows: number;
+  /** Cap on the serialized rows of one response, in bytes. */
+  readonly maxResponseBytes: number;
+}
+
+export interface ExecuteRequest {
+  readonly tenant: string;
+  readonly sql: string;
+  readonly params: readonly unknown[];
+  readonly maxRows?: number;
+  /** Plan the statement instead of running it: `EXPLAIN (COSTS OFF)`, never ANALYZE. */
+  readonly explain?: boolean;
+}
+
+export interface Column {
+  readonly name: string;
+  readonly type: string;
+}
+
+export interface ExecuteResult {
+  readonly columns: Column[];
+  readonly rows: Record<string, unknown>[];
+  /** Rows returned; for INSERT/UPDATE/DELETE without a cut, the rows the statement affected. */
+  readonly rowCount: number;
+  readonly truncated: boolean;
+  readonly truncatedBy?: 'maxRows' | 'maxBytes';
+  /** The command tag (SELECT, INSERT, UPDATE, DELETE, EXPLAIN); null when cut at the row cap. */
+  readonly command: string | null;
+}
+
+/**
+ * A user's session-level change (`set_config(..., false)` survives COMMIT) must not reach the next
+ * request on this connection, whoever its tenant: the context is cleared, settings reset, and
+ * prepared statements, holdable cursors, LISTEN registrations, sequence state (lastval) and
+ * session advisory locks are dropped. DISCARD ALL would do it in one word but cannot run in the
+ * implicit transaction of a multi-statement string, which keeps this to one message.
+ */
+const SCRUB = `CLOSE ALL; DEALLOCATE ALL; UNLISTEN *; DISCARD SEQUENCES; RESET ALL; SELECT pg_advisory_unlock_all(), set_config('${CONTEXT_SETTING}', '', false)`;
+const ROLLBACK = `ROLLBACK; ${SCRUB}`;
+const COMMIT = `COMMIT; ${SCRUB}`;
+const SETUP = `SELECT set_config('${CONTEXT_SETTING}', $1, true), set_config('statement_timeout', $2, true),
+  set_config('lock_timeout', $3, true), set_config('idle_in_transaction_session_timeout', $4, true)`;
+
+/** The statement failed; `cause` is the driver's error (with its SQLSTATE in `code`). */
+export class StatementError extends Error {
+  readonly sqlstate: string | undefined;
+  constructor(cause: unknown) {
+    super('statement failed', { cause });
+    this.name = 'StatementError';
+    const code = (cause as { code?: unknown })?.code;
+    this.sqlstate = typeof code === 'string' ? code : undefined;
+  }
+}
+
+export class Executor {
+  readonly #o: ExecutorOptions;
+  #names: Map<number, string> | undefined;
+
+  constructor(options: ExecutorOptions) {
+    this.#o = Object.freeze({ ...options });
+  }
+
+  get mode(): ExecutorMode {
+    return this.#o.mode;
+  }
+
+  /** Loads type names once (pg_type is readable by every role), so columns carry `uuid`, `text`. */
+  async start(): Promise<void> {
+    this.#names ??= await typeNames(this.#o.pool);
+  }
+
+  async execute(request: ExecuteRequest): Promise<ExecuteResult> {
+    assertTenantId(request.tenant);
+    const o = this.#o;
+    await this.start();
+    const maxRows = Math.min(request.maxRows ?? o.maxRows, o.maxRows);
+    const token = signContext(o.key, request.tenant, { ttlSeconds: Math.max(60, Math.ceil(o.statementTimeoutMs / 1000) * 2) });
+    const text = request.explain ? `EXPLAIN (COSTS OFF) ${request.sql}` : request.sql;
+    const client = await o.pool.connect();
+    let broken: Error | undefined;
+    try {
+      const capped = new CappedQuery({ text, values: request.params, fetchRows: maxRows + 1, maxBytes: o.maxResponseBytes, types: valueTypes });
+      const begin = client.query(o.mode === 'read' ? 'BEGIN READ ONLY' : 'BEGIN');
+      const setup = client.query({
+        text: SETUP,
+        values: [token, `${o.statementTimeoutMs}`, `${o.lockTimeoutMs}`, `${o.idleInTransactionTimeoutMs}`],
+        queryMode: 'extended',
+      } as pg.QueryConfig);
+      client.query(capped as unknown as pg.QueryConfig);
+      const end = client.query(o.mode === 'read' ? ROLLBACK : COMMIT) as unknown as Promise<Array<{ command: string }>>;
+      const [b, s, statement, e] = await Promise.allSettled([begin, setup, capped.done, end]);
+      if (e.status === 'rejected') {
+        broken = e.reason as Error;
+        throw e.reason;
+      }
+      if (b.status === 'rejected') throw b.reason;
+      if (s.status === 'rejected') throw s.reason;
+      if (statement.status === 'rejected') throw new StatementError(statement.reason);
+      if (o.mode === 'write' && e.value[0]?.command !== 'COMMIT') {
+        throw new StatementError(Object.assign(new Error('the transaction did not commit'), { code: '40000' }));
+      }
+      return this.#shape(statement.value, maxRows);
+    } finally {
+      // A connection whose transaction could not be ended is destroyed, never pooled again.
+      client.release(broken);
+    }
+  }
+
+  #shape(result: Awaited<CappedQuery['done']>, maxRows: number): ExecuteResult {
+    const columns = result.fields.map((f) => ({ name: f.name, type: this.#names?.get(f.dataTypeID) ?? `oid:${f.dataTypeID}` }));
+    let rows = result.rows;
+    let truncatedBy: ExecuteResult['truncatedBy'];
+    if (rows.length > maxRows || result.suspended) {
+      rows = rows.slice(0, maxRows);
+      truncatedBy = 'maxRows';
+    }
+    // The raw-size guard in CappedQuery bounds memory; this cut bounds the JSON actually sent.
+    let bytes = 2;
+    for (let i = 0; i < rows.length; i++) {
+      bytes += Buffer.byteLength(JSON.stringify(rows[i])) + 1;
+      if (bytes > this.#o.maxResponseBytes) {
+        rows = rows.slice(0, i);
+        truncatedBy = 'maxBytes';
+        break;
+      }
+    }
+    if (result.overBytes) truncatedBy = 'maxBytes';
+    const command = result.command;
+    const dml = command === 'INSERT' || command === 'UPDATE' || command === 'DELETE';
+    const rowCount = dml && truncatedBy === undefined && result.rowCount !== null ? result.rowCount : rows.length;
+    return { columns, rows, rowCount, truncated: truncatedBy !== undefined, ...(truncatedBy ? { truncatedBy } : {}), command };
+  }
+}
