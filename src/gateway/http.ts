@@ -83,8 +83,8 @@ export function createGateway(options: GatewayOptions | GatewayService): Gateway
 
 function send(c: Context<Env>, reply: Reply<unknown>): Response {
   c.header('X-Request-Id', reply.requestId);
-  if (reply.status !== 200 && 'retryAfterSeconds' in reply && reply.retryAfterSeconds !== undefined) {
+  if (!reply.ok && reply.retryAfterSeconds !== undefined) {
     c.header('Retry-After', String(reply.retryAfterSeconds));
   }
-  return c.json(reply.body as ErrorResponse, reply.status as 200);
+  return c.json(reply.body as ErrorResponse | object, reply.status as 200);
 }

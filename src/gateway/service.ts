@@ -35,8 +35,8 @@ export interface ErrorResponse {
 }
 
 export type Reply<T> =
-  | { readonly status: 200; readonly body: T; readonly requestId: string }
-  | { readonly status: number; readonly body: ErrorResponse; readonly requestId: string; readonly retryAfterSeconds?: number };
+  | { readonly ok: true; readonly status: 200; readonly body: T; readonly requestId: string }
+  | { readonly ok: false; readonly status: number; readonly body: ErrorResponse; readonly requestId: string; readonly retryAfterSeconds?: number };
 
 const SCHEMA_TTL_MS = 30_000;
 
@@ -130,7 +130,7 @@ export class GatewayService {
       const message = admission.reason === 'rate'
         ? `Too many requests for this tenant; wait ${admission.retryAfterSeconds} s (Retry-After) and send fewer statements.`
         : 'Too many statements of this tenant are running at once; wait for one to finish and retry.';
-      return { status: 429, requestId, retryAfterSeconds: admission.retryAfterSeconds, body: errorBody(ErrorCodes.RATE_LIMITED, message, { reason: admission.reason }) };
+      return { ok: false, status: 429, requestId, retryAfterSeconds: admission.retryAfterSeconds, body: errorBody(ErrorCodes.RATE_LIMITED, message, { reason: admission.reason }) };
     }
     try {
       return await this.#run(requestId, principal, input, options.explain === true);
@@ -153,14 +153,14 @@ export class GatewayService {
     if (!verdict.ok) {
       this.metrics.rejection(verdict.reason);
       const body = errorBody(ErrorCodes.SQL_REJECTED, verdict.message, { reason: verdict.reason });
-      return this.#audited({ ...base, fingerprint, verdict: 'rejected', reason: verdict.reason, code: ErrorCodes.SQL_REJECTED }, { status: 422, requestId, body });
+      return this.#audited({ ...base, fingerprint, verdict: 'rejected', reason: verdict.reason, code: ErrorCodes.SQL_REJECTED }, { ok: false, status: 422, requestId, body });
     }
     if (verdict.paramCount !== input.params.length) {
       this.metrics.rejection('param_count');
       const message = `The statement uses ${verdict.paramCount} parameter(s) ($1..$${verdict.paramCount}) but "params" has ${input.params.length}; send one value per placeholder.`;
       return this.#audited(
         { ...base, fingerprint, verdict: 'rejected', reason: 'param_count', code: ErrorCodes.BAD_REQUEST },
-        { status: 400, requestId, body: errorBody(ErrorCodes.BAD_REQUEST, message, { reason: 'param_count' }) },
+        { ok: false, status: 400, requestId, body: errorBody(ErrorCodes.BAD_REQUEST, message, { reason: 'param_count' }) },
       );
     }
     const started = performance.now();
@@ -169,12 +169,12 @@ export class GatewayService {
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       const { columns, rows, rowCount, truncated, truncatedBy } = result;
       const body: QueryResponse = { columns, rows, rowCount, truncated, ...(truncatedBy ? { truncatedBy } : {}), durationMs };
-      return this.#audited({ ...base, fingerprint, verdict: 'ok', rows: rowCount, durationMs }, { status: 200, requestId, body });
+      return this.#audited({ ...base, fingerprint, verdict: 'ok', rows: rowCount, durationMs }, { ok: true, status: 200, requestId, body });
     } catch (error) {
       const durationMs = performance.now() - started;
       const d = error instanceof StatementError ? describeDatabaseError(error.cause, this.options.statementTimeoutMs) : describeDatabaseError(undefined, 0);
       const body = errorBody(d.code, d.message, d.sqlstate ? { sqlstate: d.sqlstate } : {});
-      return this.#audited({ ...base, fingerprint, verdict: 'error', durationMs, code: d.code, ...(d.sqlstate ? { sqlstate: d.sqlstate } : {}) }, { status: d.status, requestId, body });
+      return this.#audited({ ...base, fingerprint, verdict: 'error', durationMs, code: d.code, ...(d.sqlstate ? { sqlstate: d.sqlstate } : {}) }, { ok: false, status: d.status, requestId, body });
     }
   }
 
@@ -188,7 +188,7 @@ export class GatewayService {
       const message = wrote
         ? 'The statement ran (a write was committed) but its audit record could not be written, so the result is withheld; tell an operator.'
         : 'The audit record could not be written, so the result is withheld; retry, and tell an operator if it persists.';
-      return { status: 503, requestId: reply.requestId, body: errorBody(ErrorCodes.AUDIT, message) };
+      return { ok: false, status: 503, requestId: reply.requestId, body: errorBody(ErrorCodes.AUDIT, message) };
     }
   }
 }
@@ -200,7 +200,7 @@ export function errorBody(code: ErrorCode, message: string, extra: { sqlstate?: 
 function fail(requestId: string, error: unknown): Reply<never> {
   if (error instanceof TenantfenceError) {
     const status = error.code === ErrorCodes.PAYLOAD_TOO_LARGE ? 413 : 400;
-    return { status, requestId, body: errorBody(error.code, error.message) };
+    return { ok: false, status, requestId, body: errorBody(error.code, error.message) };
   }
   throw error;
 }
