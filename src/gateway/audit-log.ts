@@ -29,9 +29,21 @@ export interface AuditRecord {
   /** The TF_ code returned to the client, and the SQLSTATE behind it. */
   readonly code?: string;
   readonly sqlstate?: string;
+  /** The statement committed a change (a write in write mode): its record is committed durably. */
+  readonly changed?: boolean;
 }
 
 const MAX_STATEMENT_CHARS = 65_536;
+
+/**
+ * A record of a committed write is committed with the server's synchronous_commit, so it is as
+ * durable as the change it describes. Every other record (reads, refusals, errors: nothing changed)
+ * is committed with synchronous_commit off, which spares a WAL flush per read; a database crash can
+ * lose the last moments of those records (at most 3 x wal_writer_delay), never a write's.
+ * set_config(..., true) in the statement's own implicit transaction applies to its commit.
+ */
+const DURABLE = 'SELECT tenantfence.audit_append($1, $2)';
+const RELAXED = "SELECT set_config('synchronous_commit', 'off', true), tenantfence.audit_append($1, $2)";
 
 export class AuditLog {
   readonly #pool: pg.Pool;
@@ -61,7 +73,8 @@ export class AuditLog {
       sqlstate: record.sqlstate ?? null,
     });
     const mac = createHmac('sha256', this.#key.secret).update(AUDIT_MAC_PREFIX + text).digest('hex');
-    await this.#pool.query({ text: 'SELECT tenantfence.audit_append($1, $2)', values: [text, mac], queryMode: 'extended' } as pg.QueryConfig);
+    const durable = record.verdict === 'ok' && record.changed === true;
+    await this.#pool.query({ text: durable ? DURABLE : RELAXED, values: [text, mac], queryMode: 'extended' } as pg.QueryConfig);
   }
 }
 

@@ -169,7 +169,9 @@ export class GatewayService {
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       const { columns, rows, rowCount, truncated, truncatedBy } = result;
       const body: QueryResponse = { columns, rows, rowCount, truncated, ...(truncatedBy ? { truncatedBy } : {}), durationMs };
-      return this.#audited({ ...base, fingerprint, verdict: 'ok', rows: rowCount, durationMs }, { ok: true, status: 200, requestId, body });
+      // In write mode any statement may have changed rows (a data-modifying CTE is a SELECT), so all are durable.
+      const changed = this.options.mode === 'write' && !explain;
+      return this.#audited({ ...base, fingerprint, verdict: 'ok', rows: rowCount, durationMs, changed }, { ok: true, status: 200, requestId, body });
     } catch (error) {
       const durationMs = performance.now() - started;
       const d = error instanceof StatementError ? describeDatabaseError(error.cause, this.options.statementTimeoutMs) : describeDatabaseError(undefined, 0);
