@@ -31,6 +31,8 @@ export interface Principal {
 
 export type Authenticator = (token: string | undefined) => Promise<Principal>;
 
+const CACHE_SIZE = 10_000;
+const CACHE_MS = 60_000;
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 
 /** Builds the verifier; bad options throw here, at construction, not on the first request. */
@@ -74,8 +76,16 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
     verify = async (jwt) => (await jwtVerify(jwt, getKey, { ...claims, algorithms: ASYMMETRIC })).payload;
   }
 
+  // An agent sends the same token many times; verifying it again (an async WebCrypto HMAC or
+  // signature check) costs more than the rest of a small request. A verified token is remembered
+  // until its own exp (or a minute, whichever is sooner), keyed by the whole token text.
+  const verified = new Map<string, { principal: Principal; until: number }>();
+
   return async (token) => {
     if (!token) throw unauthenticated('Send the tenant\'s JWT as "Authorization: Bearer <token>".');
+    const hit = verified.get(token);
+    if (hit && hit.until > Date.now()) return hit.principal;
+    if (hit) verified.delete(token);
     let payload: Record<string, unknown>;
     try {
       payload = await verify(token);
@@ -88,7 +98,10 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
       throw unauthenticated(`The bearer token has no valid "${claim}" claim; it must name the tenant (letters, digits, "-" or "_").`);
     }
     const sub = payload.sub;
-    return { tenant, subject: typeof sub === 'string' && sub.length > 0 ? sub.slice(0, 256) : null };
+    const principal = Object.freeze({ tenant, subject: typeof sub === 'string' && sub.length > 0 ? sub.slice(0, 256) : null });
+    if (verified.size >= CACHE_SIZE) verified.delete(verified.keys().next().value!);
+    verified.set(token, { principal, until: Math.min((payload.exp as number) * 1000, Date.now() + CACHE_MS) });
+    return principal;
   };
 }
 

@@ -17,7 +17,7 @@
 import pg from 'pg';
 import { CONTEXT_SETTING, signContext, type SigningKey } from '../context/token.ts';
 import { assertTenantId } from '../context/tenant-id.ts';
-import { CappedQuery } from './capped-query.ts';
+import { CappedQuery, type CappedResult } from './capped-query.ts';
 import { typeNames, valueTypes } from './types.ts';
 
 export type ExecutorMode = 'read' | 'write';
@@ -62,15 +62,19 @@ export interface ExecuteResult {
 }
 
 /**
- * A user's session-level change (`set_config(..., false)` survives COMMIT) must not reach the next
- * request on this connection, whoever its tenant: the context is cleared, settings reset, and
- * prepared statements, holdable cursors, LISTEN registrations, sequence state (lastval) and
- * session advisory locks are dropped. DISCARD ALL would do it in one word but cannot run in the
- * implicit transaction of a multi-statement string, which keeps this to one message.
+ * Nothing one request leaves on the connection may reach the next, whoever its tenant.
+ * After a COMMIT (write mode) a session-level change survives (`set_config(..., false)`, a WITH
+ * HOLD cursor, LISTEN, lastval()), so the context is cleared, settings reset, and prepared
+ * statements, cursors, LISTEN registrations, sequence state and session advisory locks dropped.
+ * DISCARD ALL would do it in one word but cannot run in the implicit transaction of a
+ * multi-statement string, which keeps this to one message.
+ * After a ROLLBACK (read mode) settings, the context, cursors and LISTEN are already undone, and
+ * nextval() cannot run READ ONLY; only what is not transactional remains: prepared statements
+ * and session advisory locks. The shorter scrub saves server time on every read.
  */
-const SCRUB = `CLOSE ALL; DEALLOCATE ALL; UNLISTEN *; DISCARD SEQUENCES; RESET ALL; SELECT pg_advisory_unlock_all(), set_config('${CONTEXT_SETTING}', '', false)`;
-const ROLLBACK = `ROLLBACK; ${SCRUB}`;
-const COMMIT = `COMMIT; ${SCRUB}`;
+const CLEAR = `SELECT pg_advisory_unlock_all(), set_config('${CONTEXT_SETTING}', '', false)`;
+const ROLLBACK = `ROLLBACK; DEALLOCATE ALL; ${CLEAR}`;
+const COMMIT = `COMMIT; CLOSE ALL; DEALLOCATE ALL; UNLISTEN *; DISCARD SEQUENCES; RESET ALL; ${CLEAR}`;
 const SETUP = `SELECT set_config('${CONTEXT_SETTING}', $1, true), set_config('statement_timeout', $2, true),
   set_config('lock_timeout', $3, true), set_config('idle_in_transaction_session_timeout', $4, true)`;
 
@@ -113,15 +117,19 @@ export class Executor {
     let broken: Error | undefined;
     try {
       const capped = new CappedQuery({ text, values: request.params, fetchRows: maxRows + 1, maxBytes: o.maxResponseBytes, types: valueTypes });
-      const begin = client.query(o.mode === 'read' ? 'BEGIN READ ONLY' : 'BEGIN');
-      const setup = client.query({
-        text: SETUP,
-        values: [token, `${o.statementTimeoutMs}`, `${o.lockTimeoutMs}`, `${o.idleInTransactionTimeoutMs}`],
-        queryMode: 'extended',
-      } as pg.QueryConfig);
-      client.query(capped as unknown as pg.QueryConfig);
-      const end = client.query(o.mode === 'read' ? ROLLBACK : COMMIT) as unknown as Promise<Array<{ command: string }>>;
-      const [b, s, statement, e] = await Promise.allSettled([begin, setup, capped.done, end]);
+      const steps: Array<() => Promise<unknown>> = [
+        () => client.query(o.mode === 'read' ? 'BEGIN READ ONLY' : 'BEGIN'),
+        () => client.query({
+          text: SETUP,
+          values: [token, `${o.statementTimeoutMs}`, `${o.lockTimeoutMs}`, `${o.idleInTransactionTimeoutMs}`],
+          queryMode: 'extended',
+        } as pg.QueryConfig),
+        () => (client.query(capped as unknown as pg.QueryConfig), capped.done),
+        () => client.query(o.mode === 'read' ? ROLLBACK : COMMIT),
+      ];
+      const [b, s, statement, e] = ((client as { pipeline?: boolean }).pipeline
+        ? await Promise.allSettled(steps.map((step) => step()))
+        : await inSequence(steps)) as [Settled, Settled, Settled, Settled];
       if (e.status === 'rejected') {
         broken = e.reason as Error;
         throw e.reason;
@@ -129,17 +137,17 @@ export class Executor {
       if (b.status === 'rejected') throw b.reason;
       if (s.status === 'rejected') throw s.reason;
       if (statement.status === 'rejected') throw new StatementError(statement.reason);
-      if (o.mode === 'write' && e.value[0]?.command !== 'COMMIT') {
+      if (o.mode === 'write' && (e.value as Array<{ command: string }>)[0]?.command !== 'COMMIT') {
         throw new StatementError(Object.assign(new Error('the transaction did not commit'), { code: '40000' }));
       }
-      return this.#shape(statement.value, maxRows);
+      return this.#shape(statement.value as CappedResult, maxRows);
     } finally {
       // A connection whose transaction could not be ended is destroyed, never pooled again.
       client.release(broken);
     }
   }
 
-  #shape(result: Awaited<CappedQuery['done']>, maxRows: number): ExecuteResult {
+  #shape(result: CappedResult, maxRows: number): ExecuteResult {
     const columns = result.fields.map((f) => ({ name: f.name, type: this.#names?.get(f.dataTypeID) ?? `oid:${f.dataTypeID}` }));
     let rows = result.rows;
     let truncatedBy: ExecuteResult['truncatedBy'];
@@ -163,4 +171,19 @@ export class Executor {
     const rowCount = dml && truncatedBy === undefined && result.rowCount !== null ? result.rowCount : rows.length;
     return { columns, rows, rowCount, truncated: truncatedBy !== undefined, ...(truncatedBy ? { truncatedBy } : {}), command };
   }
+}
+
+type Settled = PromiseSettledResult<unknown>;
+
+/** Without pipelining, one message at a time (pg deprecates queueing behind a running query). */
+async function inSequence(steps: ReadonlyArray<() => Promise<unknown>>): Promise<PromiseSettledResult<unknown>[]> {
+  const out: PromiseSettledResult<unknown>[] = [];
+  for (const step of steps) {
+    try {
+      out.push({ status: 'fulfilled', value: await step() });
+    } catch (reason) {
+      out.push({ status: 'rejected', reason });
+    }
+  }
+  return out;
 }

@@ -139,6 +139,13 @@ test('bad input: 4xx JSON with a code, nothing executed', async () => {
     assert.equal(r.status, status, JSON.stringify(body).slice(0, 60));
     assert.equal(r.body.error.code, code);
   }
+  const chunked = await app.request('/v1/query', {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${tokenA}` },
+    body: new ReadableStream({ pull: (c) => c.enqueue(new TextEncoder().encode('x'.repeat(65_536))) }),
+    duplex: 'half',
+  } as RequestInit);
+  assert.equal(chunked.status, 413, 'a body without Content-Length is cut at the cap, not read to the end');
   assert.equal((await auditRows(s.db)).length, before, 'nothing reached the firewall or the database');
   const mismatch = await query({ sql: 'SELECT $1::int + $2::int AS n', params: [1] });
   assert.equal(mismatch.status, 400);
