@@ -107,7 +107,21 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv, overrides: { agentRole?: 
     ...(env.TENANTFENCE_JWT_ISSUER ? { issuer: env.TENANTFENCE_JWT_ISSUER } : {}),
     ...(env.TENANTFENCE_JWT_AUDIENCE ? { audience: env.TENANTFENCE_JWT_AUDIENCE } : {}),
   };
-  return { key: parseSecret(env.TENANTFENCE_SECRET), auth, ...(agentUrl ? { agentDatabaseUrl: agentUrl } : {}), ...(redaction ? { auditStatements: redaction } : {}) };
+  const num = (name: string) => (env[name] ? Number(env[name]) : undefined);
+  return {
+    key: parseSecret(env.TENANTFENCE_SECRET),
+    auth,
+    ...(agentUrl ? { agentDatabaseUrl: agentUrl } : {}),
+    ...(redaction ? { auditStatements: redaction } : {}),
+    maxRows: num('TENANTFENCE_MAX_ROWS'),
+    statementTimeoutMs: num('TENANTFENCE_STATEMENT_TIMEOUT_MS'),
+    poolSize: num('TENANTFENCE_POOL_SIZE'),
+    limits: {
+      ratePerSecond: num('TENANTFENCE_RATE_PER_SECOND'),
+      burst: num('TENANTFENCE_BURST'),
+      maxConcurrent: num('TENANTFENCE_MAX_CONCURRENT'),
+    },
+  };
 }
 
 function integer(name: string, value: number, min: number, max: number): void {
