@@ -17,7 +17,6 @@
  */
 import pg from 'pg';
 
-/** The raw text bytes a row may carry before the rest is dropped unread (memory bound). */
 export interface CappedQueryOptions {
   readonly text: string;
   readonly values: readonly unknown[];

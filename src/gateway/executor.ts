@@ -113,19 +113,21 @@ export class Executor {
     const maxRows = Math.min(request.maxRows ?? o.maxRows, o.maxRows);
     const token = signContext(o.key, request.tenant, { ttlSeconds: Math.max(60, Math.ceil(o.statementTimeoutMs / 1000) * 2) });
     const text = request.explain ? `EXPLAIN (COSTS OFF) ${request.sql}` : request.sql;
+    // EXPLAIN never needs to write: even in write mode it runs READ ONLY and rolls back.
+    const readOnly = o.mode === 'read' || request.explain === true;
     const client = await o.pool.connect();
     let broken: Error | undefined;
     try {
       const capped = new CappedQuery({ text, values: request.params, fetchRows: maxRows + 1, maxBytes: o.maxResponseBytes, types: valueTypes });
       const steps: Array<() => Promise<unknown>> = [
-        () => client.query(o.mode === 'read' ? 'BEGIN READ ONLY' : 'BEGIN'),
+        () => client.query(readOnly ? 'BEGIN READ ONLY' : 'BEGIN'),
         () => client.query({
           text: SETUP,
           values: [token, `${o.statementTimeoutMs}`, `${o.lockTimeoutMs}`, `${o.idleInTransactionTimeoutMs}`],
           queryMode: 'extended',
         } as pg.QueryConfig),
         () => (client.query(capped as unknown as pg.QueryConfig), capped.done),
-        () => client.query(o.mode === 'read' ? ROLLBACK : COMMIT),
+        () => client.query(readOnly ? ROLLBACK : COMMIT),
       ];
       const [b, s, statement, e] = ((client as { pipeline?: boolean }).pipeline
         ? await Promise.allSettled(steps.map((step) => step()))
@@ -137,7 +139,7 @@ export class Executor {
       if (b.status === 'rejected') throw b.reason;
       if (s.status === 'rejected') throw s.reason;
       if (statement.status === 'rejected') throw new StatementError(statement.reason);
-      if (o.mode === 'write' && (e.value as Array<{ command: string }>)[0]?.command !== 'COMMIT') {
+      if (!readOnly && (e.value as Array<{ command: string }>)[0]?.command !== 'COMMIT') {
         throw new StatementError(Object.assign(new Error('the transaction did not commit'), { code: '40000' }));
       }
       return this.#shape(statement.value as CappedResult, maxRows);
@@ -175,10 +177,17 @@ export class Executor {
 
 type Settled = PromiseSettledResult<unknown>;
 
-/** Without pipelining, one message at a time (pg deprecates queueing behind a running query). */
-async function inSequence(steps: ReadonlyArray<() => Promise<unknown>>): Promise<PromiseSettledResult<unknown>[]> {
-  const out: PromiseSettledResult<unknown>[] = [];
-  for (const step of steps) {
+/**
+ * Without pipelining, one message at a time (pg deprecates queueing behind a running query), and
+ * the statement is not even sent when BEGIN or the context failed; the last step always runs.
+ */
+async function inSequence(steps: ReadonlyArray<() => Promise<unknown>>): Promise<Settled[]> {
+  const out: Settled[] = [];
+  for (const [i, step] of steps.entries()) {
+    if (i === 2 && out.some((r) => r.status === 'rejected')) {
+      out.push({ status: 'rejected', reason: new Error('not sent: the transaction could not be set up') });
+      continue;
+    }
     try {
       out.push({ status: 'fulfilled', value: await step() });
     } catch (reason) {

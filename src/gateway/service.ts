@@ -140,7 +140,11 @@ export class GatewayService {
   }
 
   async #run(requestId: string, principal: Principal, input: QueryInput, explain: boolean): Promise<Reply<QueryResponse>> {
-    await this.start();
+    try {
+      await this.start();
+    } catch {
+      return { ok: false, status: 503, requestId, body: errorBody(ErrorCodes.CONNECTION, 'The gateway cannot reach the database as the agent role yet; retry shortly.') };
+    }
     const base = { requestId, tenant: principal.tenant, principal: principal.subject, statement: input.sql };
     let verdict;
     try {

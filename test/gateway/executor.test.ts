@@ -142,3 +142,29 @@ test('session state left by one request does not reach the next', async () => {
     client.release();
   }
 });
+
+test('EXPLAIN runs READ ONLY and rolls back even in write mode; it never executes the statement', async () => {
+  const ex = s.executor({ mode: 'write' });
+  const r = await ex.execute({ tenant: TENANT_A, sql: 'DELETE FROM conversations', params: [], explain: true });
+  assert.equal(r.command, 'EXPLAIN');
+  assert.match(String(r.rows[0]!['QUERY PLAN']), /Delete on conversations/);
+  assert.ok(!JSON.stringify(r.rows).match(/rows=|cost=/), 'no estimates');
+  assert.equal((await rowsOf(s.db, TENANT_A)).length, 3);
+  await assertBUntouched();
+});
+
+test('after a read, prepared statements and advisory locks are gone too', async () => {
+  const pool = s.agentPool({ max: 1 });
+  const ex = s.executor({ pool });
+  await ex.execute({ tenant: TENANT_A, sql: 'SELECT pg_advisory_lock(7)', params: [] });
+  await ex.execute({ tenant: TENANT_A, sql: 'PREPARE leftover AS SELECT * FROM conversations', params: [] });
+  const client = await pool.connect();
+  try {
+    const { rows } = await client.query(`SELECT (SELECT count(*)::int FROM pg_prepared_statements) AS prepared,
+      (SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS locks,
+      current_setting('tenantfence.context', true) AS ctx`);
+    assert.deepEqual(rows[0], { prepared: 0, locks: 0, ctx: '' });
+  } finally {
+    client.release();
+  }
+});
