@@ -31,6 +31,28 @@ export const ErrorCodes = {
   SQL_REJECTED: 'TF_SQL_REJECTED',
   /** A database error that is reported without its details. */
   DATABASE: 'TF_DATABASE',
+  /** The gateway got a request it cannot run: malformed JSON, wrong types, parameter count. */
+  BAD_REQUEST: 'TF_BAD_REQUEST',
+  /** Missing, invalid or expired credentials. */
+  UNAUTHENTICATED: 'TF_UNAUTHENTICATED',
+  /** A per-tenant rate or concurrency limit was reached. */
+  RATE_LIMITED: 'TF_RATE_LIMITED',
+  /** An unknown route or table. */
+  NOT_FOUND: 'TF_NOT_FOUND',
+  /** A request body over the gateway's size cap. */
+  PAYLOAD_TOO_LARGE: 'TF_PAYLOAD_TOO_LARGE',
+  /** The statement ran longer than the gateway's statement or lock timeout. */
+  QUERY_TIMEOUT: 'TF_QUERY_TIMEOUT',
+  /** The database could not run the statement as written (syntax, unknown column, bad value). */
+  SQL_INVALID: 'TF_SQL_INVALID',
+  /** The statement broke a constraint (unique, foreign key, check, not null). */
+  CONSTRAINT: 'TF_CONSTRAINT',
+  /** A write reached a read-only transaction. */
+  READ_ONLY: 'TF_READ_ONLY',
+  /** The gateway could not write the audit record, so it withheld the result. */
+  AUDIT: 'TF_AUDIT',
+  /** A bug or an unexpected failure inside tenantfence; the message says what to report. */
+  INTERNAL: 'TF_INTERNAL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

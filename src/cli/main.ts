@@ -12,6 +12,8 @@ import { protect } from './commands/protect.ts';
 import { keysList, retireKey, rotateKey } from './commands/keys.ts';
 import { demo, formatDemo } from './commands/demo.ts';
 import { audit, type AuditFormat, type FailOn } from './commands/audit.ts';
+import { serve, untilSignal } from './commands/serve.ts';
+import { mcp } from './commands/mcp.ts';
 import { processIo, type Io } from './io.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -182,7 +184,56 @@ Without DATABASE_URL it starts an embedded PostgreSQL and stops it on exit.`,
       }
     },
   },
+  serve: {
+    summary: 'the agent SQL gateway: HTTP API for LLM-written SQL, one tenant per JWT',
+    usage: `tenantfence serve [--port 8787] [--host 127.0.0.1] [--write] [--agent-role NAME] [--database-url URL]
+
+POST /v1/query {"sql","params"?,"maxRows"?}, GET /v1/schema, GET /healthz, GET /metrics (docs/gateway.md).
+Runs each statement as the agent role (TENANTFENCE_AGENT_DATABASE_URL, default DATABASE_URL with the
+agent role as user) in the tenant of the bearer JWT (TENANTFENCE_JWT_SECRET for HS256, or
+TENANTFENCE_JWKS_URL; claim TENANTFENCE_TENANT_CLAIM, default tenant_id), signed with TENANTFENCE_SECRET.
+  --write          allow single INSERT/UPDATE/DELETE (default: read-only)`,
+    options: { ...dbOption, 'agent-role': { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, write: { type: 'boolean' } },
+    run: async (v, positionals, io) => {
+      if (positionals.length > 0) throw usage('serve');
+      const server = await serve({ ...common(v), port: port(v.port, 8787), host: str(v.host) ?? '127.0.0.1' });
+      io.err(`tenantfence: gateway (${v.write ? 'read-write' : 'read-only'}) listening on ${server.url}\n`);
+      await untilSignal();
+      await server.close();
+      return 0;
+    },
+  },
+  mcp: {
+    summary: 'the agent SQL gateway as an MCP server (stdio, or Streamable HTTP with --http)',
+    usage: `tenantfence mcp [--token JWT] [--http [--port 8788] [--host 127.0.0.1]] [--write] [--agent-role NAME] [--database-url URL]
+
+Tools: query, list_tables, describe_table, explain. Over stdio the tenant is the JWT given with
+--token or TENANTFENCE_TOKEN; over HTTP (POST /mcp) it is each request's bearer JWT. Same
+environment as tenantfence serve.`,
+    options: { ...dbOption, 'agent-role': { type: 'string' }, token: { type: 'string' }, http: { type: 'boolean' }, port: { type: 'string' }, host: { type: 'string' }, write: { type: 'boolean' } },
+    run: async (v, positionals, io) => {
+      if (positionals.length > 0) throw usage('mcp');
+      const running = await mcp({ ...common(v), http: Boolean(v.http), token: str(v.token), port: port(v.port, 8788), host: str(v.host) ?? '127.0.0.1' });
+      if (running.transport === 'http') io.err(`tenantfence: MCP server listening on ${running.url}/mcp\n`);
+      await (running.transport === 'stdio' ? Promise.race([running.ended, untilSignal()]) : untilSignal());
+      await running.close();
+      return 0;
+    },
+  },
 };
+
+/** Flags shared by serve and mcp; --database-url stands in for DATABASE_URL. */
+function common(v: Values) {
+  const url = str(v['database-url']);
+  return { write: Boolean(v.write), agentRole: str(v['agent-role']), env: url ? { ...process.env, DATABASE_URL: url } : process.env };
+}
+
+function port(value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^[0-9]{1,5}$/.test(String(value)) || n > 65_535) throw new TenantfenceError(ErrorCodes.USAGE, '--port must be a port number (0-65535).');
+  return n;
+}
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const [name, ...rest] = argv;

@@ -117,5 +117,83 @@ export function planInit({ roles, agentLogin }: InitPlanOptions): Statement[] {
   EXECUTE format('REVOKE CREATE, TEMPORARY ON DATABASE %I FROM %I', current_database(), ${literal(roles.agent)});
   EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO %I', current_database(), ${literal(roles.app)});
 END $tf$`),
+    ...planAuditLog(roles),
+  ];
+}
+
+/** Domain separation: an audit MAC can never be mistaken for a context token's MAC (`v1.` …). */
+export const AUDIT_MAC_PREFIX = 'tenantfence-audit-v1.';
+
+/**
+ * Appends one gateway audit record (issue 3, item 6). The gateway and the agent's SQL log in as
+ * the same role, so a privilege cannot tell them apart; a secret can. The record is JSON text
+ * signed with HMAC-SHA256 under the tenantfence key, which the gateway holds and SQL cannot read,
+ * so agent SQL that calls this function cannot forge a record. The request id is the primary key:
+ * a replayed record is refused. The gateway calls it on another connection after the agent's
+ * transaction has ended, so the agent's statement cannot roll it back either.
+ */
+const auditAppendFunction = `CREATE OR REPLACE FUNCTION ${S}.audit_append(record text, mac text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $tf$
+DECLARE
+  r jsonb;
+  pad_in bytea;
+  pad_out bytea;
+BEGIN
+  IF record IS NULL OR mac IS NULL OR length(record) > 262144 THEN
+    RAISE EXCEPTION 'tenantfence: invalid audit record' USING ERRCODE = '42501';
+  END IF;
+  r := record::jsonb;
+  SELECT k.inner_pad, k.outer_pad INTO pad_in, pad_out
+    FROM ${S}.keys k WHERE k.kid = r->>'kid' AND k.retired_at IS NULL;
+  IF pad_in IS NULL OR encode(sha256(pad_out || sha256(pad_in || convert_to(${literal(AUDIT_MAC_PREFIX)} || record, 'UTF8'))), 'hex') <> mac THEN
+    RAISE EXCEPTION 'tenantfence: invalid audit record' USING ERRCODE = '42501';
+  END IF;
+  INSERT INTO ${S}.audit_log (request_id, tenant_id, principal, fingerprint, statement, verdict, reason,
+                              row_count, duration_ms, error_code, sqlstate)
+  VALUES ((r->>'id')::uuid, r->>'tenant', r->>'principal', r->>'fingerprint', r->>'statement', r->>'verdict',
+          r->>'reason', (r->>'rows')::bigint, (r->>'ms')::double precision, r->>'code', r->>'sqlstate');
+END
+$tf$`;
+
+/**
+ * `tenantfence.audit_log`: owned by the NOLOGIN owner, RLS forced, readable per tenant by the app
+ * role (the agent role gets no privilege on it), written only through audit_append(). No role but
+ * the owner holds INSERT, UPDATE, DELETE or TRUNCATE. The key is a random request id, not a
+ * sequence: a global counter would show one tenant how busy the others are.
+ */
+export function planAuditLog(roles: Roles): Statement[] {
+  const log = qualified(SCHEMA, 'audit_log');
+  return [
+    sql(`CREATE TABLE IF NOT EXISTS ${log} (
+  request_id uuid PRIMARY KEY,
+  at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  tenant_id text NOT NULL,
+  principal text,
+  fingerprint text,
+  statement text,
+  verdict text NOT NULL CHECK (verdict IN ('ok', 'error', 'rejected')),
+  reason text,
+  row_count bigint,
+  duration_ms double precision,
+  error_code text,
+  sqlstate text
+)`),
+    sql(`ALTER TABLE ${log} OWNER TO ${OWNER}`),
+    sql(`REVOKE ALL ON ${log} FROM PUBLIC`),
+    sql(`CREATE INDEX IF NOT EXISTS ${ident('audit_log_tenant_at_idx')} ON ${log} (tenant_id, at)`),
+    sql(`ALTER TABLE ${log} ENABLE ROW LEVEL SECURITY`),
+    sql(`ALTER TABLE ${log} FORCE ROW LEVEL SECURITY`),
+    sql(`DROP POLICY IF EXISTS ${ident('tenantfence_audit_read')} ON ${log}`),
+    sql(`CREATE POLICY ${ident('tenantfence_audit_read')} ON ${log} FOR SELECT TO PUBLIC
+  USING (tenant_id = (SELECT ${S}.current_tenant()))`),
+    sql(`DROP POLICY IF EXISTS ${ident('tenantfence_audit_append')} ON ${log}`),
+    sql(`CREATE POLICY ${ident('tenantfence_audit_append')} ON ${log} FOR INSERT TO ${OWNER} WITH CHECK (true)`),
+    sql(`GRANT SELECT ON ${log} TO ${ident(roles.app)}`),
+    sql(auditAppendFunction),
+    sql(`ALTER FUNCTION ${S}.audit_append(text, text) OWNER TO ${OWNER}`),
+    sql(`REVOKE ALL ON FUNCTION ${S}.audit_append(text, text) FROM PUBLIC`),
+    sql(`GRANT EXECUTE ON FUNCTION ${S}.audit_append(text, text) TO ${ident(roles.app)}, ${ident(roles.agent)}`),
   ];
 }

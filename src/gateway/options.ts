@@ -1,0 +1,137 @@
+/**
+ * Gateway options, checked once at construction (Hono's habit: a bad option fails at start-up,
+ * not on the first request), and read from the environment for the CLI.
+ */
+import pg from 'pg';
+import { TenantfenceError, ErrorCodes } from '../errors.ts';
+import { parseSecret, type SigningKey } from '../context/token.ts';
+import { DEFAULT_AGENT_ROLE } from '../sql/roles.ts';
+import { urlForRole, validateUrl } from '../embedded/database.ts';
+import type { AuthOptions } from './auth.ts';
+import type { AuditRedaction } from './audit-log.ts';
+import type { ExecutorMode } from './executor.ts';
+import type { LimitOptions } from './limits.ts';
+
+export interface GatewayOptions {
+  /** Where the agent role logs in (TENANTFENCE_AGENT_DATABASE_URL). Ignored when `pool` is given. */
+  readonly agentDatabaseUrl?: string;
+  /** Agent-role pools made by the caller (tests, embedding); the gateway does not end them. */
+  readonly pool?: pg.Pool;
+  readonly auditPool?: pg.Pool;
+  /** The tenantfence signing key (TENANTFENCE_SECRET). */
+  readonly key: SigningKey;
+  readonly auth: AuthOptions;
+  /** 'read' (default) or 'write' (`--write`: single INSERT/UPDATE/DELETE allowed). */
+  readonly mode?: ExecutorMode;
+  readonly maxRows?: number;
+  readonly maxResponseBytes?: number;
+  readonly maxStatementBytes?: number;
+  readonly maxBodyBytes?: number;
+  readonly maxParams?: number;
+  readonly statementTimeoutMs?: number;
+  readonly lockTimeoutMs?: number;
+  readonly idleInTransactionTimeoutMs?: number;
+  readonly limits?: Partial<LimitOptions>;
+  /** 'full' (default) keeps the statement text in the audit log; 'fingerprint' keeps only its hash. */
+  readonly auditStatements?: AuditRedaction;
+  readonly poolSize?: number;
+  /** Pipeline the per-request messages on the agent connections (default true; see executor.ts). */
+  readonly pipeline?: boolean;
+}
+
+export type ResolvedOptions = Required<Omit<GatewayOptions, 'pool' | 'auditPool' | 'agentDatabaseUrl' | 'limits'>> & {
+  readonly limits: LimitOptions;
+  readonly agentDatabaseUrl: string | undefined;
+};
+
+const DEFAULTS = {
+  mode: 'read',
+  maxRows: 1000,
+  maxResponseBytes: 4 * 1024 * 1024,
+  maxStatementBytes: 64 * 1024,
+  maxBodyBytes: 256 * 1024,
+  maxParams: 1000,
+  statementTimeoutMs: 5000,
+  lockTimeoutMs: 1000,
+  idleInTransactionTimeoutMs: 10_000,
+  auditStatements: 'full',
+  poolSize: 10,
+  pipeline: true,
+} as const;
+
+export function resolveOptions(options: GatewayOptions): ResolvedOptions {
+  if (!options.key?.secret || !options.key.kid) {
+    throw usage('The gateway needs the tenantfence signing key: set TENANTFENCE_SECRET.');
+  }
+  if (!options.pool && !options.agentDatabaseUrl) {
+    throw usage('The gateway needs the agent role\'s database: set TENANTFENCE_AGENT_DATABASE_URL or DATABASE_URL.');
+  }
+  if (options.agentDatabaseUrl) validateUrl(options.agentDatabaseUrl);
+  const o = { ...DEFAULTS, ...definedOnly(options) };
+  if (o.mode !== 'read' && o.mode !== 'write') throw usage('mode must be "read" or "write".');
+  if (o.auditStatements !== 'full' && o.auditStatements !== 'fingerprint') throw usage('auditStatements must be "full" or "fingerprint".');
+  integer('maxRows', o.maxRows, 1, 1_000_000);
+  integer('maxResponseBytes', o.maxResponseBytes, 1024, 1 << 30);
+  integer('maxStatementBytes', o.maxStatementBytes, 16, 1 << 20);
+  integer('maxBodyBytes', o.maxBodyBytes, 1024, 64 << 20);
+  integer('maxParams', o.maxParams, 0, 65_535);
+  integer('statementTimeoutMs', o.statementTimeoutMs, 1, 3_600_000);
+  integer('lockTimeoutMs', o.lockTimeoutMs, 1, 3_600_000);
+  integer('idleInTransactionTimeoutMs', o.idleInTransactionTimeoutMs, 1, 3_600_000);
+  integer('poolSize', o.poolSize, 1, 1000);
+  if (o.maxBodyBytes < o.maxStatementBytes) throw usage('maxBodyBytes must be at least maxStatementBytes.');
+  const limits = { ratePerSecond: 10, burst: 20, maxConcurrent: 4, ...definedOnly(options.limits ?? {}) };
+  if (!(limits.ratePerSecond > 0 && limits.ratePerSecond <= 1e6)) throw usage('limits.ratePerSecond must be a positive number.');
+  integer('limits.burst', limits.burst, 1, 1e6);
+  integer('limits.maxConcurrent', limits.maxConcurrent, 1, 1e4);
+  return Object.freeze({ ...o, limits: Object.freeze(limits), agentDatabaseUrl: options.agentDatabaseUrl }) as ResolvedOptions;
+}
+
+/** The agent pool the gateway owns when none is given. */
+export function createAgentPool(url: string, size: number, pipeline: boolean): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max: size, pipeline } as pg.PoolConfig);
+  // An idle connection that drops is replaced on the next checkout; never crash the server.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** Options from the environment, as the CLI reads them; flags override them. */
+export function optionsFromEnv(env: NodeJS.ProcessEnv, overrides: { agentRole?: string } = {}): GatewayOptions {
+  const dbUrl = env.DATABASE_URL;
+  const agentUrl = env.TENANTFENCE_AGENT_DATABASE_URL || (dbUrl ? urlForRole(validateUrl(dbUrl), overrides.agentRole ?? DEFAULT_AGENT_ROLE) : undefined);
+  const redaction = env.TENANTFENCE_AUDIT_STATEMENTS as AuditRedaction | undefined;
+  const auth: AuthOptions = {
+    ...(env.TENANTFENCE_JWT_SECRET ? { jwtSecret: env.TENANTFENCE_JWT_SECRET } : {}),
+    ...(env.TENANTFENCE_JWKS_URL ? { jwksUrl: env.TENANTFENCE_JWKS_URL } : {}),
+    ...(env.TENANTFENCE_TENANT_CLAIM ? { tenantClaim: env.TENANTFENCE_TENANT_CLAIM } : {}),
+    ...(env.TENANTFENCE_JWT_ISSUER ? { issuer: env.TENANTFENCE_JWT_ISSUER } : {}),
+    ...(env.TENANTFENCE_JWT_AUDIENCE ? { audience: env.TENANTFENCE_JWT_AUDIENCE } : {}),
+  };
+  const num = (name: string) => (env[name] ? Number(env[name]) : undefined);
+  return {
+    key: parseSecret(env.TENANTFENCE_SECRET),
+    auth,
+    ...(agentUrl ? { agentDatabaseUrl: agentUrl } : {}),
+    ...(redaction ? { auditStatements: redaction } : {}),
+    maxRows: num('TENANTFENCE_MAX_ROWS'),
+    statementTimeoutMs: num('TENANTFENCE_STATEMENT_TIMEOUT_MS'),
+    poolSize: num('TENANTFENCE_POOL_SIZE'),
+    limits: {
+      ratePerSecond: num('TENANTFENCE_RATE_PER_SECOND'),
+      burst: num('TENANTFENCE_BURST'),
+      maxConcurrent: num('TENANTFENCE_MAX_CONCURRENT'),
+    },
+  };
+}
+
+function integer(name: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) throw usage(`${name} must be an integer from ${min} to ${max}.`);
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function usage(message: string): TenantfenceError {
+  return new TenantfenceError(ErrorCodes.USAGE, message);
+}

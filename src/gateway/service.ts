@@ -1,0 +1,212 @@
+/**
+ * One request through the gateway, whichever door it came in by (REST in http.ts, MCP in mcp.ts):
+ *
+ *   validate the input → per-tenant limits → firewall → parameter count → executor → audit record
+ *
+ * Nothing reaches the database before the firewall has passed the statement, and no result leaves
+ * before its audit record is written (a result whose record could not be written is withheld).
+ * Replies are plain data (status + JSON body) so each door renders them its own way.
+ */
+import { randomUUID, createHash } from 'node:crypto';
+import type pg from 'pg';
+import { TenantfenceError, ErrorCodes, type ErrorCode } from '../errors.ts';
+import { AuditLog, type AuditRecord } from './audit-log.ts';
+import { createAuthenticator, type Authenticator, type Principal } from './auth.ts';
+import { describeDatabaseError } from './db-errors.ts';
+import { Executor, StatementError, type Column } from './executor.ts';
+import { checkExplain, checkSql, loadFirewall, type FirewallOptions } from './firewall.ts';
+import { TenantLimiter } from './limits.ts';
+import { Metrics } from './metrics.ts';
+import { createAgentPool, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
+import { describeSchema, type SchemaDescription } from './schema.ts';
+import { parseQueryInput, type QueryInput } from './input.ts';
+
+export interface QueryResponse {
+  readonly columns: Column[];
+  readonly rows: Record<string, unknown>[];
+  readonly rowCount: number;
+  readonly truncated: boolean;
+  readonly truncatedBy?: 'maxRows' | 'maxBytes';
+  readonly durationMs: number;
+}
+
+export interface ErrorResponse {
+  readonly error: { readonly code: ErrorCode; readonly message: string; readonly sqlstate?: string; readonly reason?: string };
+}
+
+export type Reply<T> =
+  | { readonly ok: true; readonly status: 200; readonly body: T; readonly requestId: string }
+  | { readonly ok: false; readonly status: number; readonly body: ErrorResponse; readonly requestId: string; readonly retryAfterSeconds?: number };
+
+const SCHEMA_TTL_MS = 30_000;
+
+export class GatewayService {
+  readonly options: ResolvedOptions;
+  readonly metrics = new Metrics();
+  readonly authenticate: Authenticator;
+  readonly #executor: Executor;
+  readonly #audit: AuditLog;
+  readonly #limiter: TenantLimiter;
+  readonly #pool: pg.Pool;
+  readonly #owned: pg.Pool[] = [];
+  readonly #firewall: FirewallOptions;
+  #started: Promise<void> | undefined;
+  #schema: { at: number; value: Promise<SchemaDescription> } | undefined;
+
+  constructor(options: GatewayOptions) {
+    this.options = resolveOptions(options);
+    const o = this.options;
+    this.authenticate = createAuthenticator(o.auth);
+    const own = (): pg.Pool => {
+      const pool = createAgentPool(o.agentDatabaseUrl!, o.poolSize, o.pipeline);
+      this.#owned.push(pool);
+      return pool;
+    };
+    this.#pool = options.pool ?? own();
+    // Audit records have their own connections: a pool saturated by slow agent statements must
+    // not hold up the records of the statements that finished.
+    const auditPool = options.auditPool ?? (options.pool ? options.pool : own());
+    this.metrics.watchPool('agent', this.#pool);
+    if (auditPool !== this.#pool) this.metrics.watchPool('audit', auditPool);
+    this.#executor = new Executor({
+      pool: this.#pool,
+      key: o.key,
+      mode: o.mode,
+      statementTimeoutMs: o.statementTimeoutMs,
+      lockTimeoutMs: o.lockTimeoutMs,
+      idleInTransactionTimeoutMs: o.idleInTransactionTimeoutMs,
+      maxRows: o.maxRows,
+      maxResponseBytes: o.maxResponseBytes,
+    });
+    this.#audit = new AuditLog({ pool: auditPool, key: o.key, redaction: o.auditStatements });
+    this.#limiter = new TenantLimiter(o.limits);
+    this.#firewall = { mode: o.mode, maxBytes: o.maxStatementBytes };
+  }
+
+  /** Loads the firewall's parser and the type names; call it before listening to fail fast. */
+  start(): Promise<void> {
+    this.#started ??= Promise.all([loadFirewall(), this.#executor.start()]).then(() => undefined);
+    this.#started.catch(() => (this.#started = undefined));
+    return this.#started;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#owned.map((p) => p.end().catch(() => undefined)));
+  }
+
+  /** A liveness probe that also proves the agent role can log in. */
+  async healthy(): Promise<boolean> {
+    try {
+      await this.#pool.query({ text: 'SELECT 1', values: [], queryMode: 'extended' } as pg.QueryConfig);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  schema(): Promise<SchemaDescription> {
+    const now = Date.now();
+    if (!this.#schema || now - this.#schema.at > SCHEMA_TTL_MS) {
+      const value = describeSchema(this.#pool, this.options.mode === 'write');
+      value.catch(() => (this.#schema = undefined));
+      this.#schema = { at: now, value };
+    }
+    return this.#schema.value;
+  }
+
+  /** Runs one statement (`explain`: plans it, `EXPLAIN (COSTS OFF)`) for the principal. */
+  async query(principal: Principal, body: unknown, options: { explain?: boolean } = {}): Promise<Reply<QueryResponse>> {
+    const requestId = randomUUID();
+    let input: QueryInput;
+    try {
+      input = parseQueryInput(body, this.options);
+    } catch (error) {
+      this.metrics.rejection('bad_request');
+      return fail(requestId, error);
+    }
+    const admission = this.#limiter.acquire(principal.tenant);
+    if (!admission.ok) {
+      this.metrics.rejection(admission.reason);
+      const message = admission.reason === 'rate'
+        ? `Too many requests for this tenant; wait ${admission.retryAfterSeconds} s (Retry-After) and send fewer statements.`
+        : 'Too many statements of this tenant are running at once; wait for one to finish and retry.';
+      return { ok: false, status: 429, requestId, retryAfterSeconds: admission.retryAfterSeconds, body: errorBody(ErrorCodes.RATE_LIMITED, message, { reason: admission.reason }) };
+    }
+    try {
+      return await this.#run(requestId, principal, input, options.explain === true);
+    } finally {
+      admission.release();
+    }
+  }
+
+  async #run(requestId: string, principal: Principal, input: QueryInput, explain: boolean): Promise<Reply<QueryResponse>> {
+    try {
+      await this.start();
+    } catch {
+      return { ok: false, status: 503, requestId, body: errorBody(ErrorCodes.CONNECTION, 'The gateway cannot reach the database as the agent role yet; retry shortly.') };
+    }
+    const base = { requestId, tenant: principal.tenant, principal: principal.subject, statement: input.sql };
+    let verdict;
+    try {
+      verdict = explain ? checkExplain(input.sql, this.#firewall) : checkSql(input.sql, this.#firewall);
+    } catch {
+      // A firewall that cannot decide refuses (fail closed).
+      verdict = { ok: false as const, reason: 'firewall_error', message: 'The statement could not be checked; rewrite it as one simpler statement.' };
+    }
+    const fingerprint = verdict.ok ? verdict.fingerprint : `sha256:${createHash('sha256').update(input.sql).digest('hex').slice(0, 16)}`;
+    if (!verdict.ok) {
+      this.metrics.rejection(verdict.reason);
+      const body = errorBody(ErrorCodes.SQL_REJECTED, verdict.message, { reason: verdict.reason });
+      return this.#audited({ ...base, fingerprint, verdict: 'rejected', reason: verdict.reason, code: ErrorCodes.SQL_REJECTED }, { ok: false, status: 422, requestId, body });
+    }
+    if (verdict.paramCount !== input.params.length) {
+      this.metrics.rejection('param_count');
+      const message = `The statement uses ${verdict.paramCount} parameter(s) ($1..$${verdict.paramCount}) but "params" has ${input.params.length}; send one value per placeholder.`;
+      return this.#audited(
+        { ...base, fingerprint, verdict: 'rejected', reason: 'param_count', code: ErrorCodes.BAD_REQUEST },
+        { ok: false, status: 400, requestId, body: errorBody(ErrorCodes.BAD_REQUEST, message, { reason: 'param_count' }) },
+      );
+    }
+    const started = performance.now();
+    try {
+      const result = await this.#executor.execute({ tenant: principal.tenant, sql: input.sql, params: input.params, maxRows: input.maxRows, explain });
+      const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+      const { columns, rows, rowCount, truncated, truncatedBy } = result;
+      const body: QueryResponse = { columns, rows, rowCount, truncated, ...(truncatedBy ? { truncatedBy } : {}), durationMs };
+      // In write mode any statement may have changed rows (a data-modifying CTE is a SELECT), so all are durable.
+      const changed = this.options.mode === 'write' && !explain;
+      return this.#audited({ ...base, fingerprint, verdict: 'ok', rows: rowCount, durationMs, changed }, { ok: true, status: 200, requestId, body });
+    } catch (error) {
+      const durationMs = performance.now() - started;
+      const d = error instanceof StatementError ? describeDatabaseError(error.cause, this.options.statementTimeoutMs) : describeDatabaseError(undefined, 0);
+      const body = errorBody(d.code, d.message, d.sqlstate ? { sqlstate: d.sqlstate } : {});
+      return this.#audited({ ...base, fingerprint, verdict: 'error', durationMs, code: d.code, ...(d.sqlstate ? { sqlstate: d.sqlstate } : {}) }, { ok: false, status: d.status, requestId, body });
+    }
+  }
+
+  async #audited<T extends Reply<QueryResponse>>(record: AuditRecord, reply: T): Promise<T | Reply<QueryResponse>> {
+    try {
+      await this.#audit.append(record);
+      return reply;
+    } catch {
+      this.metrics.auditFailure();
+      const wrote = record.verdict === 'ok' && this.options.mode === 'write';
+      const message = wrote
+        ? 'The statement ran (a write was committed) but its audit record could not be written, so the result is withheld; tell an operator.'
+        : 'The audit record could not be written, so the result is withheld; retry, and tell an operator if it persists.';
+      return { ok: false, status: 503, requestId: reply.requestId, body: errorBody(ErrorCodes.AUDIT, message) };
+    }
+  }
+}
+
+export function errorBody(code: ErrorCode, message: string, extra: { sqlstate?: string; reason?: string } = {}): ErrorResponse {
+  return { error: { code, message, ...extra } };
+}
+
+function fail(requestId: string, error: unknown): Reply<never> {
+  if (error instanceof TenantfenceError) {
+    const status = error.code === ErrorCodes.PAYLOAD_TOO_LARGE ? 413 : 400;
+    return { ok: false, status, requestId, body: errorBody(error.code, error.message) };
+  }
+  throw error;
+}

@@ -1,0 +1,95 @@
+/**
+ * `--write` mode: single INSERT/UPDATE/DELETE are allowed and still reach only the caller's
+ * tenant, and the errors they raise carry none of another tenant's data.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createGateway, type GatewayApp } from '../../src/gateway/http.ts';
+import { rowsOf, TENANT_A, TENANT_B } from '../support/db.ts';
+import { jwt, JWT_SECRET, setUp, type Setup } from './helpers.ts';
+
+let s: Setup;
+let app: GatewayApp;
+let token: string;
+let bBefore: Awaited<ReturnType<typeof rowsOf>>;
+before(async () => {
+  s = await setUp({ agentWrite: true });
+  app = createGateway({ pool: s.agentPool(), key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, mode: 'write' });
+  token = await jwt({ tenant_id: TENANT_A, sub: 'writer' }, { expiresIn: '5m' });
+  bBefore = await rowsOf(s.db, TENANT_B);
+});
+after(async () => {
+  await app.close();
+  await s.db.drop();
+});
+
+async function query(sql: string, params?: unknown[]) {
+  const res = await app.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify({ sql, ...(params ? { params } : {}) }) });
+  return { status: res.status, body: (await res.json()) as any };
+}
+const assertBUntouched = async () => assert.deepEqual(await rowsOf(s.db, TENANT_B), bBefore);
+
+test("UPDATE and DELETE aimed at B's rows affect 0 rows", async () => {
+  const up = await query(`UPDATE conversations SET transcript = 'pwned' WHERE tenant_id = $1`, [TENANT_B]);
+  assert.equal(up.status, 200);
+  assert.equal(up.body.rowCount, 0);
+  const byId = await query(`UPDATE conversations SET transcript = 'pwned' WHERE id = $1::bigint RETURNING id`, [bBefore[0]!.id]);
+  assert.equal(byId.body.rowCount, 0);
+  const del = await query(`DELETE FROM conversations WHERE tenant_id = $1`, [TENANT_B]);
+  assert.equal(del.body.rowCount, 0);
+  await assertBUntouched();
+});
+
+test('INSERT for B is refused by WITH CHECK; moving a row to B is refused too', async () => {
+  const ins = await query(`INSERT INTO conversations (tenant_id, agent_id, transcript) VALUES ($1, gen_random_uuid(), 'planted')`, [TENANT_B]);
+  assert.equal(ins.status, 400);
+  assert.equal(ins.body.error.code, 'TF_PRIVILEGE');
+  assert.equal(ins.body.error.sqlstate, '42501');
+  const move = await query(`UPDATE conversations SET tenant_id = $1`, [TENANT_B]);
+  assert.equal(move.status, 400);
+  assert.equal(move.body.error.code, 'TF_PRIVILEGE');
+  await assertBUntouched();
+  assert.equal((await rowsOf(s.db, TENANT_A)).length, 3);
+});
+
+test('own writes work, with RETURNING', async () => {
+  const ins = await query(`INSERT INTO conversations (tenant_id, agent_id, transcript) VALUES ($1, gen_random_uuid(), 'hello') RETURNING transcript`, [TENANT_A]);
+  assert.equal(ins.status, 200);
+  assert.deepEqual(ins.body.rows, [{ transcript: 'hello' }]);
+  assert.equal(ins.body.rowCount, 1);
+  const up = await query(`UPDATE conversations SET transcript = 'bye' WHERE transcript = 'hello'`);
+  assert.equal(up.body.rowCount, 1);
+  const del = await query(`DELETE FROM conversations WHERE transcript = 'bye'`);
+  assert.equal(del.body.rowCount, 1);
+  assert.equal((await rowsOf(s.db, TENANT_A)).length, 3);
+});
+
+test("a unique-violation probe on B's key returns no data of B", async () => {
+  const victim = bBefore[0]!;
+  const r = await query(`INSERT INTO conversations (id, tenant_id, agent_id, transcript) VALUES ($1::bigint, $2, gen_random_uuid(), 'probe')`, [victim.id, TENANT_A]);
+  assert.equal(r.status, 400);
+  assert.equal(r.body.error.code, 'TF_CONSTRAINT');
+  assert.equal(r.body.error.sqlstate, '23505');
+  const text = JSON.stringify(r.body);
+  // The violation itself is the known oracle of a global key (the auditor flags it); the reply
+  // must add nothing to it: no DETAIL with the key, no tenant, no row.
+  assert.ok(!text.includes('Key ('), text);
+  assert.ok(!text.includes(`(${victim.id})`), text);
+  assert.ok(!text.includes(TENANT_B) && !text.includes(victim.transcript), text);
+  await assertBUntouched();
+});
+
+test('a failed write leaves nothing behind', async () => {
+  const r = await query(`UPDATE conversations SET transcript = 'x' || (1 / (id - id))::text`);
+  assert.equal(r.status, 400);
+  assert.equal(r.body.error.sqlstate, '22012');
+  assert.ok((await rowsOf(s.db, TENANT_A)).every((row) => row.transcript !== 'x'));
+});
+
+test('multiple statements stay refused in write mode', async () => {
+  const r = await query(`UPDATE conversations SET transcript = 'a'; DELETE FROM conversations`);
+  assert.equal(r.status, 422);
+  assert.equal(r.body.error.code, 'TF_SQL_REJECTED');
+  await assertBUntouched();
+  assert.equal((await rowsOf(s.db, TENANT_A)).length, 3);
+});

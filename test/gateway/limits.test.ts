@@ -1,0 +1,77 @@
+/** Per-tenant limits: the token bucket and the concurrency cap, alone and through HTTP (429). */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { TenantLimiter } from '../../src/gateway/limits.ts';
+import { createGateway, type GatewayApp } from '../../src/gateway/http.ts';
+import { TENANT_A, TENANT_B } from '../support/db.ts';
+import { jwt, JWT_SECRET, setUp, type Setup } from './helpers.ts';
+
+test('token bucket: burst, then the rate, with Retry-After', () => {
+  let now = 0;
+  const limiter = new TenantLimiter({ ratePerSecond: 2, burst: 3, maxConcurrent: 100 }, () => now);
+  for (let i = 0; i < 3; i++) {
+    const a = limiter.acquire('t');
+    assert.ok(a.ok);
+    a.release();
+  }
+  const refused = limiter.acquire('t');
+  assert.deepEqual(refused, { ok: false, reason: 'rate', retryAfterSeconds: 1 });
+  assert.ok(limiter.acquire('other').ok, 'another tenant has its own bucket');
+  now += 500;
+  const again = limiter.acquire('t');
+  assert.ok(again.ok);
+});
+
+test('concurrency cap: refused while in flight, free after release, no token spent', () => {
+  const limiter = new TenantLimiter({ ratePerSecond: 1, burst: 2, maxConcurrent: 1 }, () => 0);
+  const first = limiter.acquire('t');
+  assert.ok(first.ok);
+  const second = limiter.acquire('t');
+  assert.equal(second.ok, false);
+  assert.equal(!second.ok && second.reason, 'concurrency');
+  first.release();
+  first.release();
+  assert.ok(limiter.acquire('t').ok, 'a refused request cost no token; a double release frees once');
+});
+
+let s: Setup;
+let app: GatewayApp;
+before(async () => {
+  s = await setUp();
+  app = createGateway({ pool: s.agentPool(), key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, limits: { ratePerSecond: 0.5, burst: 3, maxConcurrent: 1 } });
+});
+after(async () => {
+  await app.close();
+  await s.db.drop();
+});
+
+async function post(tenant: string, sql = 'SELECT 1') {
+  const token = await jwt({ tenant_id: tenant }, { expiresIn: '5m' });
+  const res = await app.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify({ sql }) });
+  return { status: res.status, retryAfter: res.headers.get('Retry-After'), body: (await res.json()) as any };
+}
+
+test('HTTP: a concurrent statement of the same tenant gets 429, another tenant does not', async () => {
+  const slow = post(TENANT_A, 'SELECT count(*) FROM generate_series(1, 3000000)');
+  await new Promise((r) => setTimeout(r, 30));
+  const [blocked, other] = await Promise.all([post(TENANT_A), post(TENANT_B)]);
+  assert.equal(blocked.status, 429);
+  assert.equal(blocked.body.error.code, 'TF_RATE_LIMITED');
+  assert.equal(blocked.body.error.reason, 'concurrency');
+  assert.equal(blocked.retryAfter, '1');
+  assert.equal(other.status, 200);
+  assert.equal((await slow).status, 200);
+});
+
+test('HTTP: past the burst, 429 with Retry-After', async () => {
+  const statuses: number[] = [];
+  let last;
+  for (let i = 0; i < 4; i++) {
+    last = await post(TENANT_B);
+    statuses.push(last.status);
+  }
+  assert.ok(statuses.includes(429), statuses.join());
+  assert.equal(last!.status, 429);
+  assert.equal(last!.body.error.reason, 'rate');
+  assert.ok(Number(last!.retryAfter) >= 1);
+});
