@@ -35,6 +35,7 @@ export interface WalkResult {
 
 const KINDS = { SelectStmt: 'select', InsertStmt: 'insert', UpdateStmt: 'update', DeleteStmt: 'delete' } as const;
 const NO_CTES: readonly string[] = [];
+const SYSTEM_COLUMNS: ReadonlySet<string> = new Set(['ctid', 'xmin', 'xmax', 'cmin', 'cmax']);
 
 /** Walks one top-level statement; throws a `Refusal` at the first thing it refuses. */
 export function walkStatement(type: string, body: unknown, settings: WalkSettings): WalkResult {
@@ -164,6 +165,9 @@ class Walker {
       case 'RangeTableSample':
         this.sampleMethod(body.method);
         break;
+      case 'ColumnRef':
+        this.column(body.fields);
+        break;
       case 'ParamRef':
         if (typeof body.number === 'number' && body.number > this.paramCount) this.paramCount = body.number;
         break;
@@ -205,6 +209,19 @@ class Walker {
     if (ctes.includes(name)) return;
     if (name.startsWith('pg_')) {
       throw new Refusal('relation', `${name} is refused: an unqualified pg_ name means the system catalog, which is off limits (schema-qualify your own table); ${LOOK_ELSEWHERE}.`);
+    }
+  }
+
+  /**
+   * System columns number rows and transactions across the whole table: the gaps between one
+   * tenant's `ctid`s or `xmin`s count the other tenants' rows and writes. Postgres forbids user
+   * columns with these names, so the check cannot hit a real column.
+   */
+  private column(fields: unknown): void {
+    if (!Array.isArray(fields) || fields.length === 0) unsupported('a column reference');
+    const last = ((fields[fields.length - 1] as Json).String as Json | undefined)?.sval;
+    if (typeof last === 'string' && SYSTEM_COLUMNS.has(last)) {
+      throw new Refusal('other', `The system column ${last} is refused because it reveals other tenants' rows and writes: select your table's own columns.`);
     }
   }
 

@@ -32,6 +32,9 @@ const ESCAPES: Row[] = [
   ['a data-modifying CTE in write mode', 'WITH d AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM d', 'statement_kind', 'write'],
   ['a DML inside a DML CTE in write mode', 'WITH d AS (DELETE FROM a RETURNING id) INSERT INTO b SELECT id FROM d', 'statement_kind', 'write'],
   ['WHERE CURRENT OF', 'DELETE FROM orders WHERE CURRENT OF c', 'other', 'write'],
+  ['the ctid system column', 'SELECT ctid, id FROM orders', 'other'],
+  ['the xmin system column, qualified, in WHERE', 'SELECT id FROM orders o WHERE o.xmin::text::bigint > 0', 'other'],
+  ['the xmax system column in RETURNING', 'UPDATE orders SET amount = 1 RETURNING xmax', 'other', 'write'],
   ['XML construction', 'SELECT xmlelement(name a, id) FROM orders', 'other'],
 ];
 
