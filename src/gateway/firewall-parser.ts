@@ -78,6 +78,7 @@ export function parse(sql: string): ParseOutcome {
 }
 
 const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13);
+const isDigit = (c: number) => c >= 48 && c <= 57;
 const isWord = (c: number) =>
   (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95 || c === 36 || c >= 128;
 
@@ -117,8 +118,12 @@ export function countTokens(sql: string, limit: number): number {
       i = close < 0 ? end : close + tag.length;
       n += 1;
     } else if (isWord(c)) {
+      // An identifier may contain `$` (`a$b`); a number or a `$1` parameter ends at one, and
+      // `1$$…$$` is a number followed by a dollar-quoted string, as Postgres lexes it.
       const start = i;
-      while (i < end && isWord(sql.charCodeAt(i))) i += 1;
+      const identifier = !isDigit(c) && c !== 36;
+      i += 1;
+      while (i < end && isWord(sql.charCodeAt(i)) && (identifier || sql.charCodeAt(i) !== 36)) i += 1;
       eStringPrefix = i - start === 1 && (c === 69 || c === 101);
       n += 1;
     } else {
@@ -147,7 +152,7 @@ function dollarTag(sql: string, i: number): string | undefined {
   let j = i + 1;
   const first = sql.charCodeAt(j);
   if (first === 36) return '$$';
-  if (!(isWord(first) && first !== 36 && !(first >= 48 && first <= 57))) return undefined;
+  if (!isWord(first) || first === 36 || isDigit(first)) return undefined;
   while (j < sql.length && isWord(sql.charCodeAt(j)) && sql.charCodeAt(j) !== 36) j += 1;
   return sql.charCodeAt(j) === 36 ? sql.slice(i, j + 1) : undefined;
 }

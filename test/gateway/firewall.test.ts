@@ -7,7 +7,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkExplain, checkSql, loadFirewall, type FirewallOptions, type FirewallVerdict } from '../../src/gateway/firewall.ts';
-import { parse } from '../../src/gateway/firewall-parser.ts';
+import { countTokens, parse } from '../../src/gateway/firewall-parser.ts';
+import { scanSync } from 'libpg-query/wasm/index.js';
 import { isTenantfenceError } from '../../src/errors.ts';
 
 before(() => loadFirewall());
@@ -148,6 +149,26 @@ test('a statement deep enough to overflow the parser is refused before it reache
   // Long but flat statements (a big IN list) stay under the token cap.
   const ids = Array.from({ length: 1000 }, (_, i) => `'${String(i).padStart(8, '0')}-0000-4000-8000-000000000000'`);
   accepted(checkSql(`SELECT * FROM orders WHERE id IN (${ids.join(', ')})`, read));
+});
+
+test('the token count never undercounts the Postgres lexer, whatever the quoting', () => {
+  const chain = `${'-+'.repeat(50)}1`;
+  const inputs = [
+    "SELECT 'a''b', E'c\\'d', 1",
+    `SELECT E'\\'' || '${chain}'`,
+    `SELECT $$ -- not a comment $$, $tag$ ' $tag$, ${chain}`,
+    `SELECT 1$$x$$, a$b, $1, $2$$ ' $$, ${chain}, ' '`,
+    `/* a /* nested */ still comment */ SELECT ${chain} -- end`,
+    `SELECT "a""b", U&"x\\0041" UESCAPE '\\', B'101', X'ff', N'nat', ${chain}`,
+    `SELECT 1+--comment\n${chain}`,
+    `SELECT e'\\\\' , '${chain}', '\\', ${chain}`,
+    `SELECT E '\\', ${chain}, 'x'`,
+    'SELECT ünïcödé, "ç", 1.5e10, .5, 1_000, 0x1F, x::int[], a[1:2], b->>\'k\', c #>> \'{a}\', d <=> e',
+  ];
+  for (const sql of inputs) {
+    const lexed = scanSync(sql).tokens.filter((t) => !t.tokenName.endsWith('COMMENT')).length;
+    assert.ok(countTokens(sql, Infinity) >= lexed, sql);
+  }
 });
 
 test('a parser trap drops that WASM instance and a fresh one takes over', async () => {
