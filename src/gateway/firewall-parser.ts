@@ -21,6 +21,9 @@ interface Parser {
   parseSync(sql: string): ParseResult;
 }
 
+/** Parser instances one process may load (see `replace`). */
+const MAX_INSTANCES = 8;
+
 /** About half the token count at which we measured the first native-stack overflow. */
 export const MAX_TOKENS = 4000;
 
@@ -58,6 +61,7 @@ export function parse(sql: string): ParseOutcome {
     if (generation === 0 && !reloading) {
       throw new TenantfenceError(ErrorCodes.USAGE, 'Await loadFirewall() once before calling checkSql() or checkExplain().');
     }
+    if (!reloading) replace(); // the last reload failed: try again
     return { ok: false, syntax: false, trapped: false };
   }
   try {
@@ -70,11 +74,21 @@ export function parse(sql: string): ParseOutcome {
     // A trap inside WASM (stack overflow, out-of-bounds access): never trust this instance again.
     current = undefined;
     generation += 1;
-    loadParser().catch(() => {
-      // The next statement finds no parser and is refused; the one after retries the load.
-    });
+    replace();
     return { ok: false, syntax: false, trapped: true };
   }
+}
+
+/**
+ * Loads a fresh instance in the background. The module loader keeps every instance it imported,
+ * WASM memory included, so after `MAX_INSTANCES` the firewall stops reloading and refuses every
+ * statement (fail closed) rather than grow without bound; the token cap makes a first trap unlikely.
+ */
+function replace(): void {
+  if (generation >= MAX_INSTANCES) return;
+  loadParser().catch(() => {
+    // Refused meanwhile; the next statement retries.
+  });
 }
 
 const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13);

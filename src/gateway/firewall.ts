@@ -128,7 +128,7 @@ function parseOne(sql: string, options: FirewallOptions): Refused | { type: stri
     if (parsed.syntax) return refuse('parse_error', `The SQL does not parse (${parsed.message}, at character ${parsed.cursor + 1}): fix the syntax and send one PostgreSQL statement.`);
     return parsed.trapped
       ? refuse('too_deep', 'The statement is nested too deeply to parse: flatten it (fewer nested subqueries or chained operators).')
-      : refuse('other', 'The SQL firewall is reloading its parser: send the statement again in a moment.');
+      : refuse('other', 'The SQL firewall is reloading its parser: send the statement again in a moment (if this persists, the gateway needs a restart).');
   }
   const statements = parsed.tree.stmts ?? [];
   if (statements.length === 0) return refuse('empty', 'The SQL holds no statement (only comments or semicolons): send one SELECT statement.');
