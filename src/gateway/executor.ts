@@ -22,6 +22,14 @@ import { typeNames, valueTypes } from './types.ts';
 
 export type ExecutorMode = 'read' | 'write';
 
+/**
+ * The statement the explain tool runs. COSTS OFF because row estimates count every tenant's rows
+ * (statistics are not filtered by RLS); the firewall checks this exact text.
+ */
+export function explainText(sql: string): string {
+  return `EXPLAIN (COSTS OFF) ${sql}`;
+}
+
 export interface ExecutorOptions {
   /** A pool that logs in as the agent role. The executor does not end it. */
   readonly pool: pg.Pool;
@@ -112,7 +120,7 @@ export class Executor {
     await this.start();
     const maxRows = Math.min(request.maxRows ?? o.maxRows, o.maxRows);
     const token = signContext(o.key, request.tenant, { ttlSeconds: Math.max(60, Math.ceil(o.statementTimeoutMs / 1000) * 2) });
-    const text = request.explain ? `EXPLAIN (COSTS OFF) ${request.sql}` : request.sql;
+    const text = request.explain ? explainText(request.sql) : request.sql;
     // EXPLAIN never needs to write: even in write mode it runs READ ONLY and rolls back.
     const readOnly = o.mode === 'read' || request.explain === true;
     const client = await o.pool.connect();

@@ -1,51 +1,189 @@
 /**
- * PLACEHOLDER — replaced by the real parse-tree firewall (issue 3, item 3) on merge.
+ * The agent SQL firewall (issue 3, item 3): parses a statement with the real PostgreSQL parser
+ * and accepts it only if it is one SELECT (or, in write mode, one INSERT/UPDATE/DELETE) whose
+ * every node passes the checks in firewall-walk.ts.
  *
- * This file only fixes the interface the gateway codes against so the gateway branch builds and
- * its tests run. It is deliberately crude (a few text checks, no parser) and is NOT a security
- * boundary: the gateway's tests prove the database-layer defences hold without it. Do not extend
- * it; take the real `src/gateway/firewall.ts` from the firewall branch instead.
+ * It is the second layer. The database holds on its own: the agent role's privileges, the
+ * signed tenant context and RLS policies, the read-only transaction. The firewall turns what
+ * those would reject (or could not see, like a statistics view) into a refusal the agent can act
+ * on, and keeps the statements that reach Postgres to a shape we have reasoned about.
+ * See docs/firewall.md.
  */
-import { createHash } from 'node:crypto';
+import { TenantfenceError, ErrorCodes } from '../errors.ts';
+import { DEFAULT_ALLOWED_FUNCTIONS, EXPLAIN_OPTIONS, NEVER_ALLOWED_FUNCTIONS } from './allowlist.ts';
+import { MAX_TOKENS, countTokens, loadParser, parse } from './firewall-parser.ts';
+import { Refusal, walkStatement, type WalkSettings } from './firewall-walk.ts';
 
 export type FirewallMode = 'read' | 'write';
 
 export interface FirewallOptions {
   mode: FirewallMode;
+  /** Largest statement in UTF-8 bytes; checked before parsing. Default 65536. */
   maxBytes?: number;
+  /** Deepest node nesting the walk accepts. Default 200. */
   maxDepth?: number;
+  /** Extra pg_catalog function names to accept on top of `DEFAULT_ALLOWED_FUNCTIONS`. */
+  allowFunctions?: readonly string[];
 }
 
 export type FirewallVerdict =
   | { ok: true; kind: 'select' | 'insert' | 'update' | 'delete'; fingerprint: string; paramCount: number }
-  | { ok: false; reason: string; message: string };
+  | { ok: false; reason: FirewallReason; message: string };
 
-export async function loadFirewall(): Promise<void> {}
+export type FirewallReason =
+  | 'empty'
+  | 'too_large'
+  | 'too_deep'
+  | 'parse_error'
+  | 'multiple_statements'
+  | 'statement_kind'
+  | 'function'
+  | 'relation'
+  | 'locking_clause'
+  | 'write_in_read_mode'
+  | 'other';
 
-type Kind = 'select' | 'insert' | 'update' | 'delete';
-const KINDS: Record<string, Kind> = { select: 'select', with: 'select', values: 'select', table: 'select', insert: 'insert', update: 'update', delete: 'delete' };
-const BANNED = /\b(set_config|pg_sleep\w*|pg_advisory\w*|pg_terminate_backend|pg_cancel_backend|pg_read_\w+|lo_\w+|dblink\w*|pg_notify|current_setting)\s*\(|\bpg_stat\w*|\bpg_locks\b|\bfor\s+(update|share|no\s+key|key)\b/i;
+export const DEFAULT_MAX_BYTES = 65536;
+export const DEFAULT_MAX_DEPTH = 200;
 
+/** Loads the parser (WASM) once. Await it before the first `checkSql`. */
+export async function loadFirewall(): Promise<void> {
+  await loadParser();
+}
+
+/** Checks one statement an agent wants to run. Synchronous once `loadFirewall()` has resolved. */
 export function checkSql(sql: string, options: FirewallOptions): FirewallVerdict {
-  if (Buffer.byteLength(sql) > (options.maxBytes ?? 65_536)) return refuse('too_large', 'The statement is too large; send a shorter statement.');
-  const text = sql.replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, ' ').trim().replace(/;\s*$/, '');
-  if (text === '') return refuse('empty', 'The statement is empty; send one SELECT statement.');
-  if (text.includes(';')) return refuse('multiple_statements', 'Send exactly one statement, without semicolons between statements.');
-  if (BANNED.test(text)) return refuse('function_not_allowed', 'The statement uses a function or relation that is not allowed; query the tables from /v1/schema only.');
-  const first = /^\(*\s*([a-z]+)/i.exec(text)?.[1]?.toLowerCase() ?? '';
-  const kind = KINDS[first];
-  if (!kind) return refuse('statement_not_allowed', 'Only SELECT statements are allowed (and INSERT/UPDATE/DELETE in write mode).');
-  if (kind !== 'select' && options.mode !== 'write') return refuse('write_not_allowed', 'This gateway is read-only; send a SELECT statement.');
-  const paramCount = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
-  const fingerprint = createHash('sha256').update(text.replace(/\s+/g, ' ').toLowerCase()).digest('hex').slice(0, 16);
-  return { ok: true, kind, fingerprint, paramCount };
+  const settings = settingsFor(options);
+  const top = parseOne(sql, options);
+  if ('reason' in top) return top;
+  return walk(top.type, top.body, settings);
 }
 
+/**
+ * Checks an EXPLAIN statement for the gateway's explain tool: plain EXPLAIN of a statement that
+ * `checkSql` would accept, with only the FORMAT, VERBOSE and COSTS options, and COSTS OFF
+ * required. ANALYZE would run the statement. Cost and row estimates come from table statistics
+ * that cover every tenant's rows (the planner uses them under RLS for leakproof operators, so
+ * `WHERE tenant_id = '<other tenant>'` estimates that tenant's row count): DESIGN.md's threat
+ * model rules out such counts, and no database setting hides them, so here the firewall is the
+ * only layer. The verdict's kind, fingerprint and paramCount are those of the explained statement.
+ */
 export function checkExplain(sql: string, options: FirewallOptions): FirewallVerdict {
-  if (/^\s*explain\b/i.test(sql)) return refuse('explain_not_allowed', 'Send the statement to explain without the EXPLAIN keyword.');
-  return checkSql(sql, options);
+  const settings = settingsFor(options);
+  const top = parseOne(sql, options);
+  if ('reason' in top) return top;
+  if (top.type !== 'ExplainStmt') {
+    return refuse('statement_kind', 'The explain tool takes an EXPLAIN statement: send EXPLAIN (COSTS OFF) followed by one SELECT.');
+  }
+  let costs = true;
+  for (const item of asArray(top.body.options)) {
+    const option = (item as Json).DefElem as Json | undefined;
+    const name = typeof option?.defname === 'string' ? option.defname : '?';
+    if (name === 'analyze') return refuse('statement_kind', 'EXPLAIN ANALYZE is refused because it runs the statement: use EXPLAIN (COSTS OFF) without ANALYZE.');
+    if (!EXPLAIN_OPTIONS.includes(name)) return refuse('other', `EXPLAIN option ${name.toUpperCase()} is refused: only FORMAT, VERBOSE and COSTS OFF are allowed.`);
+    if (name === 'costs') costs = explainBoolean(option!.arg);
+  }
+  if (costs) {
+    return refuse('other', "EXPLAIN needs COSTS OFF, because estimates come from statistics over every tenant's rows: write EXPLAIN (COSTS OFF) followed by your query.");
+  }
+  const query = top.body.query as Json | undefined;
+  const type = query ? Object.keys(query)[0] : undefined;
+  if (!query || type === undefined) return refuse('parse_error', 'EXPLAIN needs a statement to explain: add one SELECT after EXPLAIN (COSTS OFF).');
+  return walk(type, query[type], settings);
 }
 
-function refuse(reason: string, message: string): FirewallVerdict {
+type Json = { readonly [key: string]: unknown };
+type Refused = Extract<FirewallVerdict, { ok: false }>;
+
+function refuse(reason: FirewallReason, message: string): Refused {
   return { ok: false, reason, message };
+}
+
+function walk(type: string, body: unknown, settings: WalkSettings): FirewallVerdict {
+  try {
+    const { kind, fingerprint, paramCount } = walkStatement(type, body, settings);
+    return { ok: true, kind, fingerprint, paramCount };
+  } catch (error) {
+    if (error instanceof Refusal) return refuse(error.reason, error.message);
+    throw error;
+  }
+}
+
+/** Size checks, parse, and exactly one statement: the top statement's type and body. */
+function parseOne(sql: string, options: FirewallOptions): Refused | { type: string; body: Json } {
+  if (typeof sql !== 'string' || sql.trim() === '') return refuse('empty', 'The SQL is empty: send one SELECT statement.');
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  // A UTF-16 unit is 1 to 3 UTF-8 bytes, so most statements need no byte count at all.
+  if (sql.length > maxBytes || (sql.length * 3 > maxBytes && Buffer.byteLength(sql, 'utf8') > maxBytes)) {
+    return refuse('too_large', `The statement is larger than ${maxBytes} bytes: shorten it, or pass long lists as one array parameter (= ANY($1)).`);
+  }
+  // The parser reads a C string, so it would stop at a NUL that Postgres might not.
+  if (sql.includes('\0')) return refuse('parse_error', 'The SQL contains a NUL character: remove it.');
+  // Each token is at least one character, so only long statements can have too many.
+  if (sql.length > MAX_TOKENS && countTokens(sql, MAX_TOKENS) > MAX_TOKENS) {
+    return refuse('too_large', `The statement has more than ${MAX_TOKENS} tokens: split it, or pass long lists as one array parameter (= ANY($1)).`);
+  }
+  const parsed = parse(sql);
+  if (!parsed.ok) {
+    if (parsed.syntax) return refuse('parse_error', `The SQL does not parse (${parsed.message}, at character ${parsed.cursor + 1}): fix the syntax and send one PostgreSQL statement.`);
+    return parsed.trapped
+      ? refuse('too_deep', 'The statement is nested too deeply to parse: flatten it (fewer nested subqueries or chained operators).')
+      : refuse('other', 'The SQL firewall is reloading its parser: send the statement again in a moment (if this persists, the gateway needs a restart).');
+  }
+  const statements = parsed.tree.stmts ?? [];
+  if (statements.length === 0) return refuse('empty', 'The SQL holds no statement (only comments or semicolons): send one SELECT statement.');
+  if (statements.length > 1) {
+    return refuse('multiple_statements', `Send exactly one statement per request, not ${statements.length}: remove everything after the first semicolon; each request runs in its own transaction.`);
+  }
+  const stmt = statements[0]!.stmt as Json | undefined;
+  const type = stmt ? Object.keys(stmt)[0] : undefined;
+  if (!stmt || type === undefined) return refuse('empty', 'The SQL holds no statement: send one SELECT statement.');
+  return { type, body: stmt[type] as Json };
+}
+
+const defaultFunctions: ReadonlySet<string> = new Set(DEFAULT_ALLOWED_FUNCTIONS);
+const extendedFunctions = new WeakMap<readonly string[], ReadonlySet<string>>();
+
+function settingsFor(options: FirewallOptions): WalkSettings {
+  if (options.mode !== 'read' && options.mode !== 'write') {
+    throw new TenantfenceError(ErrorCodes.USAGE, "Firewall mode must be 'read' or 'write'.");
+  }
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+  for (const [name, value] of [['maxDepth', maxDepth], ['maxBytes', options.maxBytes ?? DEFAULT_MAX_BYTES]] as const) {
+    if (!Number.isInteger(value) || value < 1) throw new TenantfenceError(ErrorCodes.USAGE, `Firewall option ${name} must be a positive integer.`);
+  }
+  return { write: options.mode === 'write', maxDepth, functions: functionsFor(options.allowFunctions) };
+}
+
+/** The allowlist plus the gateway's extra names, built once per distinct array. */
+function functionsFor(extra: readonly string[] | undefined): ReadonlySet<string> {
+  if (!extra || extra.length === 0) return defaultFunctions;
+  let set = extendedFunctions.get(extra);
+  if (!set) {
+    for (const name of extra) {
+      if (NEVER_ALLOWED_FUNCTIONS.includes(name)) {
+        throw new TenantfenceError(ErrorCodes.USAGE, `allowFunctions cannot include ${name}: it changes or reveals session state or reaches outside the database.`);
+      }
+      if (!/^[a-z_][a-z0-9_$]*$/.test(name)) {
+        throw new TenantfenceError(ErrorCodes.USAGE, `allowFunctions takes bare lower-case pg_catalog names, not ${JSON.stringify(name)}.`);
+      }
+    }
+    set = new Set([...DEFAULT_ALLOWED_FUNCTIONS, ...extra]);
+    extendedFunctions.set(extra, set);
+  }
+  return set;
+}
+
+function asArray(value: unknown): readonly unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+/** How Postgres reads an EXPLAIN boolean (defGetBoolean): no value is true. */
+function explainBoolean(arg: unknown): boolean {
+  if (arg === undefined) return true;
+  const value = arg as Json;
+  if (value.Integer !== undefined) return ((value.Integer as Json).ival ?? 0) !== 0;
+  if (value.Boolean !== undefined) return (value.Boolean as Json).boolval === true;
+  const text = (value.String as Json | undefined)?.sval;
+  return !(typeof text === 'string' && ['false', 'off'].includes(text.toLowerCase()));
 }

@@ -13,7 +13,7 @@ import { TenantfenceError, ErrorCodes, type ErrorCode } from '../errors.ts';
 import { AuditLog, type AuditRecord } from './audit-log.ts';
 import { createAuthenticator, type Authenticator, type Principal } from './auth.ts';
 import { describeDatabaseError } from './db-errors.ts';
-import { Executor, StatementError, type Column } from './executor.ts';
+import { Executor, StatementError, explainText, type Column } from './executor.ts';
 import { checkExplain, checkSql, loadFirewall, type FirewallOptions } from './firewall.ts';
 import { TenantLimiter } from './limits.ts';
 import { Metrics } from './metrics.ts';
@@ -148,7 +148,7 @@ export class GatewayService {
     const base = { requestId, tenant: principal.tenant, principal: principal.subject, statement: input.sql };
     let verdict;
     try {
-      verdict = explain ? checkExplain(input.sql, this.#firewall) : checkSql(input.sql, this.#firewall);
+      verdict = explain ? checkExplain(explainText(input.sql), this.#firewall) : checkSql(input.sql, this.#firewall);
     } catch {
       // A firewall that cannot decide refuses (fail closed).
       verdict = { ok: false as const, reason: 'firewall_error', message: 'The statement could not be checked; rewrite it as one simpler statement.' };
