@@ -13,7 +13,7 @@ import { TenantfenceError, ErrorCodes, type ErrorCode } from '../errors.ts';
 import { AuditLog, type AuditRecord } from './audit-log.ts';
 import { createAuthenticator, type Authenticator, type Principal } from './auth.ts';
 import { describeDatabaseError } from './db-errors.ts';
-import { Executor, StatementError, explainText, type Column } from './executor.ts';
+import { Executor, StatementError, explainText, type Column, type ExecuteResult } from './executor.ts';
 import { checkExplain, checkSql, loadFirewall, type FirewallOptions } from './firewall.ts';
 import { TenantLimiter } from './limits.ts';
 import { Metrics } from './metrics.ts';
@@ -21,14 +21,8 @@ import { createAgentPool, resolveOptions, type GatewayOptions, type ResolvedOpti
 import { describeSchema, type SchemaDescription } from './schema.ts';
 import { parseQueryInput, type QueryInput } from './input.ts';
 
-export interface QueryResponse {
-  readonly columns: Column[];
-  readonly rows: Record<string, unknown>[];
-  readonly rowCount: number;
-  readonly truncated: boolean;
-  readonly truncatedBy?: 'maxRows' | 'maxBytes';
-  readonly durationMs: number;
-}
+/** The body of a 200 from POST /v1/query: the executor's result without its command tag, timed. */
+export type QueryResponse = Omit<ExecuteResult, 'command'> & { readonly durationMs: number };
 
 export interface ErrorResponse {
   readonly error: { readonly code: ErrorCode; readonly message: string; readonly sqlstate?: string; readonly reason?: string };

@@ -6,19 +6,13 @@ import { TenantfenceError, ErrorCodes } from '../../errors.ts';
 import { createMcpApp, serveMcpStdio } from '../../gateway/mcp.ts';
 import { optionsFromEnv, type GatewayOptions } from '../../gateway/options.ts';
 import { GatewayService } from '../../gateway/service.ts';
-import { listenOn, type RunningServer } from './serve.ts';
+import { listenOn, type GatewayCommandOptions, type RunningServer } from './serve.ts';
 
-export interface McpOptions {
+export interface McpOptions extends GatewayCommandOptions {
   /** Serve Streamable HTTP instead of stdio. */
   readonly http?: boolean;
-  readonly port?: number;
-  readonly host?: string;
   /** stdio: the tenant's JWT (default: TENANTFENCE_TOKEN). */
   readonly token?: string;
-  readonly write?: boolean;
-  readonly agentRole?: string;
-  readonly env?: NodeJS.ProcessEnv;
-  readonly gateway?: Partial<GatewayOptions>;
 }
 
 export type RunningMcp =

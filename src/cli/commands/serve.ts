@@ -8,7 +8,8 @@ import { TenantfenceError, ErrorCodes } from '../../errors.ts';
 import { createGateway } from '../../gateway/http.ts';
 import { optionsFromEnv, type GatewayOptions } from '../../gateway/options.ts';
 
-export interface ServeOptions {
+/** What `serve` and `mcp` share: where to listen, the mode, and the gateway's configuration. */
+export interface GatewayCommandOptions {
   readonly port?: number;
   readonly host?: string;
   /** Allow single INSERT/UPDATE/DELETE (default: read-only). */
@@ -18,6 +19,8 @@ export interface ServeOptions {
   /** Options that override the environment (embedding, tests). */
   readonly gateway?: Partial<GatewayOptions>;
 }
+
+export type ServeOptions = GatewayCommandOptions;
 
 export interface RunningServer {
   readonly url: string;
