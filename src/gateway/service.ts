@@ -13,7 +13,7 @@ import { TenantfenceError, ErrorCodes, type ErrorCode } from '../errors.ts';
 import { AuditLog, type AuditRecord } from './audit-log.ts';
 import { createAuthenticator, type Authenticator, type Principal } from './auth.ts';
 import { describeDatabaseError } from './db-errors.ts';
-import { Executor, StatementError, explainText, type Column, type ExecuteResult } from './executor.ts';
+import { Executor, StatementError, explainText, type ExecuteResult } from './executor.ts';
 import { checkExplain, checkSql, loadFirewall, type FirewallOptions } from './firewall.ts';
 import { TenantLimiter } from './limits.ts';
 import { Metrics } from './metrics.ts';

@@ -4,7 +4,7 @@
  */
 import { TenantfenceError, ErrorCodes } from '../../errors.ts';
 import { createMcpApp, serveMcpStdio } from '../../gateway/mcp.ts';
-import { optionsFromEnv, type GatewayOptions } from '../../gateway/options.ts';
+import { optionsFromEnv } from '../../gateway/options.ts';
 import { GatewayService } from '../../gateway/service.ts';
 import { listenOn, type GatewayCommandOptions, type RunningServer } from './serve.ts';
 
