@@ -108,6 +108,9 @@ async function main(): Promise<void> {
     // adapter (withTenant: signed context, RLS), then through the gateway.
     const plain = new pg.Pool({ connectionString: url, max: 10 });
     const rls = new pg.Pool({ connectionString: urlForRole(url, roles.app, password), max: 10, pipeline: true } as pg.PoolConfig);
+    // An idle connection can be closed under a pool at teardown (DROP DATABASE ... FORCE); that is
+    // not a benchmark failure, so neither pool may crash the process with an unhandled 'error'.
+    for (const p of [plain, rls]) p.on('error', (e) => console.error(`# pool error ${(e as { code?: string }).code}: ${e.message}`));
     pools.push(plain, rls);
     const results: Array<[string, number, Stats]> = [];
     const body = JSON.stringify({ sql: LATEST });
