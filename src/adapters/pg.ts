@@ -128,11 +128,3 @@ async function finish(client: PgClientLike, text: string): Promise<string | unde
   const first = Array.isArray(results) ? (results[0] as { command?: string }) : (results as { command?: string });
   return first?.command;
 }
-
-/** A transaction for a tenant, for callers that manage their own client (tests, gateways). */
-export async function setTenantContext(client: Pick<PgClientLike, 'query'>, tenantId: string, options: WithTenantOptions = {}): Promise<void> {
-  assertTenantId(tenantId);
-  const token = signContext(options.key ?? defaultKey(), tenantId, options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds });
-  await client.query(SET_CONTEXT, [token]);
-}
-
