@@ -1,12 +1,13 @@
 /**
  * node-postgres: `withTenant(pool, tenantId, fn)` runs `fn(client)` in a transaction whose tenant
- * context is a signed token set through a bind parameter, then commits (or rolls back) and hands
- * the connection back with no tenant state on it.
+ * context is a signed token set through a bind parameter, then commits (or rolls back), resets the
+ * session (src/sql/session.ts) and hands the connection back with nothing the transaction's SQL
+ * did left on it, or destroys the connection when that cannot be guaranteed.
  *
  * Round trips for a request of N queries:
  * - a client created with `pipeline: true` (node-postgres >= 8.23): BEGIN, set_config and the first
- *   query travel together, so N + 1 round trips (the COMMIT is the +1);
- * - an ordinary client: N + 3 (BEGIN, set_config, the queries, COMMIT);
+ *   query travel together, so N + 1 round trips (the +1 is COMMIT and the session reset, one message);
+ * - an ordinary client: N + 3 (BEGIN, set_config, the queries, COMMIT + reset);
  * - strict mode (`bindToTransaction: true`) asks the server for the transaction id before signing:
  *   one round trip more in either case.
  */
@@ -15,6 +16,7 @@ import { TenantfenceError, ErrorCodes } from '../errors.ts';
 import { assertTenantId } from '../context/tenant-id.ts';
 import { CONTEXT_SETTING, parseSecret, signContext, type SigningKey } from '../context/token.ts';
 import { runWithTenant } from '../context/storage.ts';
+import { COMMIT_AND_RESET, ROLLBACK_AND_RESET, resetOutcome } from '../sql/session.ts';
 
 /** What tenantfence needs of a node-postgres client (structural: `pg` is a peer dependency). */
 export interface PgClientLike {
@@ -37,12 +39,6 @@ export interface WithTenantOptions {
 }
 
 const SET_CONTEXT = `SELECT set_config('${CONTEXT_SETTING}', $1, true)`;
-// SQL inside the transaction may have copied the token into the session (`set_config(..., false)`
-// survives COMMIT), so the end of every transaction also clears it: one simple-protocol message,
-// one round trip, nothing left on the pooled connection.
-const CLEAR = `SELECT set_config('${CONTEXT_SETTING}', '', false)`;
-const COMMIT_AND_CLEAR = `COMMIT; ${CLEAR}`;
-const ROLLBACK_AND_CLEAR = `ROLLBACK; ${CLEAR}`;
 
 let envKey: SigningKey | undefined;
 function defaultKey(): SigningKey {
@@ -59,15 +55,17 @@ export async function withTenant<T>(
   assertTenantId(tenantId);
   const key = options.key ?? defaultKey();
   const client = await pool.connect();
-  let broken: unknown;
+  let discard: Error | undefined;
   try {
-    return await runWithTenant(tenantId, () => inTransaction(client, tenantId, key, fn, options));
+    const { result, dirty } = await runWithTenant(tenantId, () => inTransaction(client, tenantId, key, fn, options));
+    // SQL in the transaction left prepared statements behind: this connection is not pooled again.
+    if (dirty) discard = new Error('prepared statements made by SQL were left on the connection');
+    return result;
   } catch (error) {
-    broken = error;
+    if (error instanceof CleanupError) discard = error;
     throw error;
   } finally {
-    // A connection whose cleanup failed is destroyed rather than returned to the pool.
-    client.release(broken instanceof CleanupError ? broken : undefined);
+    client.release(discard);
   }
 }
 
@@ -84,7 +82,7 @@ async function inTransaction<T>(
   key: SigningKey,
   fn: (client: PgClientLike) => Promise<T>,
   options: WithTenantOptions,
-): Promise<T> {
+): Promise<{ result: T; dirty: boolean }> {
   const ttl = options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds };
   let result: T;
   try {
@@ -95,19 +93,24 @@ async function inTransaction<T>(
       result = await fn(client);
     } else if (client.pipeline) {
       // A pipelining client writes BEGIN, set_config and fn's first query in one round trip.
-      const ready = Promise.all([client.query('BEGIN'), client.query(SET_CONTEXT, [signContext(key, tenantId, ttl)])]);
-      ready.catch(() => undefined);
-      [, result] = await Promise.all([ready, fn(client)]);
+      // Both settle before the transaction ends, so fn never outlives it on this connection.
+      const [ready, done] = await Promise.allSettled([
+        Promise.all([client.query('BEGIN'), client.query(SET_CONTEXT, [signContext(key, tenantId, ttl)])]),
+        fn(client),
+      ]);
+      if (ready.status === 'rejected') throw ready.reason;
+      if (done.status === 'rejected') throw done.reason;
+      result = done.value;
     } else {
       await client.query('BEGIN');
       await client.query(SET_CONTEXT, [signContext(key, tenantId, ttl)]);
       result = await fn(client);
     }
   } catch (error) {
-    await finish(client, ROLLBACK_AND_CLEAR);
+    await end(client, ROLLBACK_AND_RESET, error);
     throw error;
   }
-  const tag = await finish(client, COMMIT_AND_CLEAR);
+  const { tag, dirty } = await end(client, COMMIT_AND_RESET);
   if (tag !== 'COMMIT') {
     // COMMIT of a failed transaction rolls back without an error; never report that as success.
     throw new TenantfenceError(
@@ -115,16 +118,15 @@ async function inTransaction<T>(
       'The transaction was rolled back because a statement in it failed; handle the error inside the callback or let it propagate.',
     );
   }
-  return result;
+  return { result, dirty };
 }
 
-async function finish(client: PgClientLike, text: string): Promise<string | undefined> {
-  let results: unknown;
+/** Ends the transaction and resets the session; a failure here discards the connection. */
+async function end(client: PgClientLike, text: string, pending?: unknown): Promise<ReturnType<typeof resetOutcome>> {
   try {
-    results = await client.query(text);
+    return resetOutcome(await client.query(text));
   } catch (error) {
-    throw new CleanupError(error);
+    // The callback's own error, when there is one, is the one worth reporting.
+    throw new CleanupError(pending ?? error);
   }
-  const first = Array.isArray(results) ? (results[0] as { command?: string }) : (results as { command?: string });
-  return first?.command;
 }
