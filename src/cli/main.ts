@@ -32,16 +32,17 @@ const roleOptions: Options = { 'app-role': { type: 'string' }, 'agent-role': { t
 const commands: Record<string, Command> = {
   init: {
     summary: 'install the tenantfence schema, roles, key table and verifier',
-    usage: `tenantfence init [--app-role NAME] [--agent-role NAME] [--agent-nologin] [--print] [--database-url URL]
+    usage: `tenantfence init [--app-role NAME] [--agent-role NAME] [--agent-nologin] [--app-temp] [--print] [--database-url URL]
 
 Installs: the NOLOGIN owner role tenantfence_owner, the app role (default tenantfence_app),
 the agent role (default tenantfence_agent, LOGIN, no TEMP, no CREATE), the schema tenantfence,
 the owner-only key table and tenantfence.current_tenant(). Idempotent; one transaction.
 The signing key comes from TENANTFENCE_SECRET; when unset and no key is stored, init generates
-one and prints it once. Refuses (exit 2) an app role that is superuser, BYPASSRLS or owns a
-protected table.
+one and prints it once. Refuses (exit 2) an app role that is superuser, BYPASSRLS, CREATEROLE or
+REPLICATION, owns a protected table, or can SET ROLE to a role that does or that reads the key.
+  --app-temp       let the app role create temporary tables (off: a temp view can shadow a table)
   --print          print the SQL instead of running it (the key insert is never printed)`,
-    options: { ...dbOption, ...roleOptions, 'agent-nologin': { type: 'boolean' }, print: { type: 'boolean' } },
+    options: { ...dbOption, ...roleOptions, 'agent-nologin': { type: 'boolean' }, 'app-temp': { type: 'boolean' }, print: { type: 'boolean' } },
     run: (v, _p, io) =>
       withDb(v, io, async (db) => {
         const result = await init({
@@ -49,6 +50,7 @@ protected table.
           appRole: str(v['app-role']),
           agentRole: str(v['agent-role']),
           agentLogin: !v['agent-nologin'],
+          appTemp: Boolean(v['app-temp']),
           secret: process.env.TENANTFENCE_SECRET,
           print: Boolean(v.print),
         });

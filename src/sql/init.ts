@@ -78,9 +78,15 @@ export interface InitPlanOptions {
   readonly roles: Roles;
   /** Whether the agent role may log in (the gateway connects as it). */
   readonly agentLogin: boolean;
+  /**
+   * Whether the app role may create temporary objects. Off by default: a temp view can shadow a
+   * table for later SQL on the same connection (withTenant discards temp objects after every
+   * transaction, but a connection used outside it would not be).
+   */
+  readonly appTemp?: boolean;
 }
 
-export function planInit({ roles, agentLogin }: InitPlanOptions): Statement[] {
+export function planInit({ roles, agentLogin, appTemp = false }: InitPlanOptions): Statement[] {
   return [
     ensureRole(OWNER_ROLE, `NOLOGIN ${LOCKED}`, `rolcanlogin OR ${PRIVILEGED}`),
     // The app role is created if missing; an existing one is checked (refused) by init, not altered.
@@ -110,12 +116,13 @@ export function planInit({ roles, agentLogin }: InitPlanOptions): Statement[] {
     sql(`REVOKE ALL ON FUNCTION ${S}.current_tenant() FROM PUBLIC`),
     sql(`GRANT EXECUTE ON FUNCTION ${S}.current_tenant() TO PUBLIC`),
     // No CREATE anywhere, no TEMP: PUBLIC holds both by default (CREATE on public before PG 15),
-    // so they are taken from PUBLIC and TEMP is given back to the application role by name.
+    // so they are taken from PUBLIC and from both roles; TEMP goes back to the app role by name
+    // only with --app-temp.
     sql(`REVOKE CREATE ON SCHEMA public FROM PUBLIC`),
     sql(`DO $tf$ BEGIN
   EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
-  EXECUTE format('REVOKE CREATE, TEMPORARY ON DATABASE %I FROM %I', current_database(), ${literal(roles.agent)});
-  EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO %I', current_database(), ${literal(roles.app)});
+  EXECUTE format('REVOKE CREATE, TEMPORARY ON DATABASE %I FROM %I, %I', current_database(), ${literal(roles.agent)}, ${literal(roles.app)});
+  ${appTemp ? `EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO %I', current_database(), ${literal(roles.app)});` : '-- the app role gets no TEMP (init --app-temp grants it)'}
 END $tf$`),
     ...planAuditLog(roles),
   ];

@@ -14,7 +14,12 @@ export interface TableInfo {
   readonly schema: string;
   readonly name: string;
   readonly owner: string;
-  /** The tenant column's type as Postgres prints it (`uuid`, `bigint`, `character varying(64)`). */
+  /** The app or agent role is, or can SET ROLE to, the owner. */
+  readonly ownerReachable: boolean;
+  /**
+   * The tenant column's type without its modifier (`uuid`, `bigint`, `character varying`): a cast
+   * to `varchar(8)` would truncate, and tenant `acmecorp-evil` would match tenant `acmecorp`.
+   */
   readonly columnType: string;
   readonly hasTenantLeadingIndex: boolean;
   /** Sequences owned by the table's columns (serial / identity). */
@@ -34,16 +39,19 @@ export async function inspectTable(
   db: Queryable,
   table: { schema: string; name: string },
   tenantColumn: string,
+  roles: Roles,
 ): Promise<TableInfo> {
   const { rows } = await db.query<{
     owner: string;
+    owner_reachable: boolean;
     column_type: string | null;
     leading_index: boolean;
     sequences: string[];
     global_unique: string[];
   }>(
     `SELECT pg_get_userbyid(c.relowner) AS owner,
-            format_type(a.atttypid, a.atttypmod) AS column_type,
+            pg_has_role($4, c.relowner, 'MEMBER') OR pg_has_role($5, c.relowner, 'MEMBER') AS owner_reachable,
+            format_type(a.atttypid, -1) AS column_type,
             EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum) AS leading_index,
             ARRAY(SELECT s.relname::text FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
                    WHERE d.refobjid = c.oid AND d.classid = 'pg_class'::regclass AND s.relkind = 'S'
@@ -55,7 +63,7 @@ export async function inspectTable(
        JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 AND NOT a.attisdropped AND a.attnum > 0
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
-    [table.schema, table.name, tenantColumn],
+    [table.schema, table.name, tenantColumn, roles.app, roles.agent],
   );
   const row = rows[0];
   const shown = `${table.schema}.${table.name}`;
@@ -72,6 +80,7 @@ export async function inspectTable(
     schema: table.schema,
     name: table.name,
     owner: row.owner,
+    ownerReachable: row.owner_reachable,
     columnType: row.column_type,
     hasTenantLeadingIndex: row.leading_index,
     sequences: row.sequences,
@@ -98,10 +107,10 @@ export function planProtect(tables: readonly TableInfo[], options: ProtectOption
     out.push(sql(`GRANT USAGE ON SCHEMA ${ident(schema)} TO ${app}, ${agent}`));
   }
   for (const t of tables) {
-    if (t.owner === roles.app || t.owner === roles.agent) {
+    if (t.ownerReachable) {
       throw new TenantfenceError(
         ErrorCodes.UNSAFE_ROLE,
-        `Table ${t.schema}.${t.name} is owned by ${t.owner}, and an owner can switch its policies off; ALTER TABLE ... OWNER TO a migration role first.`,
+        `Table ${t.schema}.${t.name} is owned by ${t.owner}, which the app or agent role is or can SET ROLE to, and an owner can switch its policies off; ALTER TABLE ... OWNER TO a migration role first.`,
       );
     }
     const rel = qualified(t.schema, t.name);

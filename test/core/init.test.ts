@@ -134,3 +134,55 @@ test('--print plans without applying and never prints the secret', async () => {
     await fresh.drop();
   }
 });
+
+test('the cast never truncates: a longer tenant id does not match a shorter one (varchar(n), char(n))', async () => {
+  const { withTenant } = await import('../../src/adapters/pg.ts');
+  const { formatSecret, generateKey } = await import('../../src/context/token.ts');
+  await db.admin.query(`CREATE TABLE t_short (org varchar(8) NOT NULL, v text); CREATE TABLE t_char (org char(8) NOT NULL, v text);
+                        ALTER TABLE t_short OWNER TO ${ident(db.roles.owner)}; ALTER TABLE t_char OWNER TO ${ident(db.roles.owner)};
+                        INSERT INTO t_short VALUES ('acmecorp', 'secret'); INSERT INTO t_char VALUES ('acmecorp', 'secret')`);
+  await protect({ db: db.admin, tables: ['t_short', 't_char'], tenantColumn: 'org', appRole: db.roles.app, agentRole: db.roles.agent });
+  const key = generateKey('tr');
+  await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent, secret: formatSecret(key) });
+  const pool = db.pool(db.roles.app);
+  for (const table of ['t_short', 't_char']) {
+    const seen = (tenant: string) => withTenant(pool, tenant, async (c) => (await c.query(`SELECT v FROM ${table}`)).rows, { key });
+    assert.deepEqual(await seen('acmecorp-evil'), [], table);
+    assert.deepEqual(await seen('acmecorp'), [{ v: 'secret' }], table);
+  }
+});
+
+test('init refuses app roles that can reach a way around RLS: CREATEROLE, owner membership, key readers', async () => {
+  const refused = async (setup: (role: string) => string, pattern: RegExp) => {
+    const role = db.role('tf_unfit');
+    await db.admin.query(`DROP ROLE IF EXISTS ${ident(role)}`);
+    await db.admin.query(`CREATE ROLE ${ident(role)} LOGIN; ${setup(ident(role))}`);
+    await assert.rejects(init({ db: db.admin, appRole: role, agentRole: db.roles.agent }), (e: { code?: string; message: string }) =>
+      e.code === ErrorCodes.UNSAFE_ROLE && pattern.test(e.message));
+    await db.admin.query(`REASSIGN OWNED BY ${ident(role)} TO CURRENT_USER; DROP OWNED BY ${ident(role)}; DROP ROLE ${ident(role)}`);
+  };
+  await refused((r) => `ALTER ROLE ${r} CREATEROLE`, /CREATEROLE/);
+  await refused((r) => `GRANT ${ident(db.roles.owner)} TO ${r}`, /owns protected table/);
+  await refused((r) => `GRANT tenantfence_owner TO ${r}`, /signing key/);
+  await refused((r) => `GRANT pg_read_all_data TO ${r}`, /pg_read_all_data/);
+  const su = db.role('tf_hidden_su');
+  await db.admin.query(`CREATE ROLE ${ident(su)} SUPERUSER`);
+  await refused((r) => `GRANT ${ident(su)} TO ${r}`, /superuser/);
+  // An agent role that can reach the owner is refused too (NOINHERIT does not stop SET ROLE).
+  await db.admin.query(`GRANT ${ident(db.roles.owner)} TO ${ident(db.roles.agent)}`);
+  try {
+    await assert.rejects(init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent }), /agent role/);
+    await assert.rejects(protect({ db: db.admin, tables: ['conversations'], appRole: db.roles.app, agentRole: db.roles.agent }), (e: { code?: string }) => e.code === ErrorCodes.UNSAFE_ROLE);
+  } finally {
+    await db.admin.query(`REVOKE ${ident(db.roles.owner)} FROM ${ident(db.roles.agent)}`);
+  }
+});
+
+test('the app role gets no TEMP unless init --app-temp', async () => {
+  const temp = () => db.admin.query(`SELECT has_database_privilege($1, current_database(), 'TEMP') AS t`, [db.roles.app]).then((r) => r.rows[0].t);
+  assert.equal(await temp(), false);
+  await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent, appTemp: true });
+  assert.equal(await temp(), true);
+  await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent });
+  assert.equal(await temp(), false);
+});

@@ -33,7 +33,7 @@ test('a temp view that shadows a table does not outlive the request that made it
   });
   const seenByB = await as(pool, TENANT_B, async (c) => (await c.query<{ transcript: string }>('SELECT transcript FROM conversations ORDER BY id')).rows.map((r) => r.transcript));
   assert.deepEqual(seenByB, await transcriptsOf(TENANT_B));
-  const loot = await as(pool, TENANT_A, async (c) => (await c.query(`SELECT to_regclass('pg_temp.loot') AS t`)).rows[0].t);
+  const loot = await as(pool, TENANT_A, async (c) => (await c.query(`SELECT to_regclass('pg_temp.loot') AS t`)).rows[0]!.t);
   assert.equal(loot, null, 'the temp table survived into the next request');
 });
 

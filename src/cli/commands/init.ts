@@ -3,7 +3,8 @@ import { formatSecret, generateKey, parseSecret, type SigningKey } from '../../c
 import { planInit } from '../../sql/init.ts';
 import { addKeyStatement, keyMatches } from '../../sql/keys.ts';
 import { applyInTransaction } from '../../sql/apply.ts';
-import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, POLICY_NAME, type Roles } from '../../sql/roles.ts';
+import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
+import { fenceViolations } from '../../sql/fenced-roles.ts';
 import { printStatements, type Statement } from '../../sql/statement.ts';
 import type { Queryable } from '../../sql/queryable.ts';
 
@@ -13,6 +14,8 @@ export interface InitOptions {
   readonly agentRole?: string;
   /** The agent role may log in (default true: the gateway connects as it). */
   readonly agentLogin?: boolean;
+  /** Let the app role create temporary objects (default false). */
+  readonly appTemp?: boolean;
   /** `<kid>.<secret>` from TENANTFENCE_SECRET; when absent a key is generated (once). */
   readonly secret?: string | undefined;
   /** Plan only: return the SQL, run nothing. */
@@ -33,8 +36,8 @@ export async function init(options: InitOptions): Promise<InitResult> {
   if (roles.app === roles.agent) {
     throw new TenantfenceError(ErrorCodes.USAGE, 'The app role and the agent role must be different roles; pass distinct --app-role and --agent-role.');
   }
-  await refuseUnsafeAppRole(options.db, roles.app);
-  const statements: Statement[] = planInit({ roles, agentLogin: options.agentLogin ?? true });
+  await refuseUnfitRoles(options.db, roles);
+  const statements: Statement[] = planInit({ roles, agentLogin: options.agentLogin ?? true, appTemp: options.appTemp ?? false });
 
   let key: SigningKey | undefined;
   let generated: string | undefined;
@@ -55,30 +58,19 @@ export async function init(options: InitOptions): Promise<InitResult> {
   return { roles, sql, applied: true, keyId: key?.kid, generatedSecret: generated };
 }
 
-/** Issue 2: init refuses an app role that would skip policies. */
-async function refuseUnsafeAppRole(db: Queryable, role: string): Promise<void> {
-  const { rows } = await db.query<{ rolsuper: boolean; rolbypassrls: boolean; owned: string[] }>(
-    `SELECT r.rolsuper, r.rolbypassrls,
-            ARRAY(SELECT DISTINCT n.nspname || '.' || c.relname FROM pg_class c
-                    JOIN pg_namespace n ON n.oid = c.relnamespace
-                    JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = $2
-                   WHERE c.relowner = r.oid ORDER BY 1) AS owned
-       FROM pg_roles r WHERE r.rolname = $1`,
-    [role, POLICY_NAME],
-  );
-  const r = rows[0];
-  if (!r) return;
-  if (r.rolsuper || r.rolbypassrls) {
-    throw new TenantfenceError(
-      ErrorCodes.UNSAFE_ROLE,
-      `Role ${role} is ${r.rolsuper ? 'a superuser' : 'BYPASSRLS'} and would skip every policy; use another --app-role or ALTER ROLE ${role} ${r.rolsuper ? 'NOSUPERUSER' : 'NOBYPASSRLS'}.`,
-    );
-  }
-  if (r.owned.length > 0) {
-    throw new TenantfenceError(
-      ErrorCodes.UNSAFE_ROLE,
-      `Role ${role} owns protected table ${r.owned[0]} and an owner can turn its policies off; ALTER TABLE ... OWNER TO a migration role first.`,
-    );
+/**
+ * Issue 2: init refuses an app role that could skip or switch off a policy or read the key, and
+ * an agent role that could reach such a role (its own attributes init corrects).
+ */
+async function refuseUnfitRoles(db: Queryable, roles: Roles): Promise<void> {
+  for (const [role, which] of [[roles.app, 'app'], [roles.agent, 'agent']] as const) {
+    const problem = (await fenceViolations(db, role)).find((v) => which === 'app' || v.kind === 'reach');
+    if (problem) {
+      throw new TenantfenceError(
+        ErrorCodes.UNSAFE_ROLE,
+        `The ${which} role ${role} ${problem.reason}, so it could get around row level security; use another --${which}-role or remove that.`,
+      );
+    }
   }
 }
 

@@ -35,7 +35,7 @@ export async function protect(options: ProtectCommandOptions): Promise<ProtectRe
   await assertRolesExist(options.db, [roles.app, roles.agent]);
   const names = [...new Map(options.tables.map((t) => parseTableName(t)).map((t) => [`${t.schema}.${t.name}`, t])).values()];
   const infos = [];
-  for (const name of names) infos.push(await inspectTable(options.db, name, tenantColumn));
+  for (const name of names) infos.push(await inspectTable(options.db, name, tenantColumn, roles));
   const statements = planProtect(infos, { tenantColumn, roles, agentWrite: options.agentWrite ?? false });
   const sql = printStatements(statements);
   const tables = infos.map((t) => `${t.schema}.${t.name}`);
