@@ -70,3 +70,21 @@ export class TenantfenceError extends Error {
 export function isTenantfenceError(value: unknown): value is TenantfenceError {
   return value instanceof TenantfenceError;
 }
+
+/** Maps a driver error to a coded one whose message names the fix and carries no data. */
+export function toTenantfenceError(error: unknown): TenantfenceError {
+  if (isTenantfenceError(error)) return error;
+  const code = (error as { code?: unknown })?.code;
+  if (code === '42501') {
+    return new TenantfenceError(
+      ErrorCodes.PRIVILEGE,
+      'The connected role lacks a privilege this needs; connect as the database owner or a role with CREATEROLE and ownership of the tables.',
+      { cause: error },
+    );
+  }
+  if (typeof code === 'string' && /^(08|28|3D|57P03|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT)/.test(code)) {
+    return new TenantfenceError(ErrorCodes.CONNECTION, 'Could not connect to the database; check DATABASE_URL and that the server is running.', { cause: error });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new TenantfenceError(ErrorCodes.DATABASE, `The database refused the change (${typeof code === 'string' ? code + ': ' : ''}${message}); fix the cause and run the command again.`, { cause: error });
+}

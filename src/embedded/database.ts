@@ -3,8 +3,7 @@
  * an embedded PostgreSQL that lives as long as the command.
  */
 import pg from 'pg';
-import { TenantfenceError, ErrorCodes } from '../errors.ts';
-import { toTenantfenceError } from '../sql/apply.ts';
+import { TenantfenceError, ErrorCodes, toTenantfenceError } from '../errors.ts';
 import { startEmbedded } from './index.ts';
 
 export interface DatabaseTarget {

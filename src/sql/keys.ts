@@ -31,11 +31,15 @@ export async function listKeys(db: Queryable): Promise<KeyRow[]> {
   return rows;
 }
 
-/** Whether the stored key with this id matches the given secret (false when absent). */
-export async function keyMatches(db: Queryable, key: SigningKey): Promise<boolean | undefined> {
+/** How the stored key with this id relates to the given secret. */
+export async function storedKey(db: Queryable, key: SigningKey): Promise<'absent' | 'same' | 'different' | 'retired'> {
   const { inner } = hmacPads(key);
-  const { rows } = await db.query<{ same: boolean }>(`SELECT inner_pad = $2 AS same FROM ${KEYS} WHERE kid = $1`, [key.kid, inner]);
-  return rows[0]?.same;
+  const { rows } = await db.query<{ same: boolean; retired: boolean }>(
+    `SELECT inner_pad = $2 AS same, retired_at IS NOT NULL AS retired FROM ${KEYS} WHERE kid = $1`,
+    [key.kid, inner],
+  );
+  const row = rows[0];
+  return !row ? 'absent' : !row.same ? 'different' : row.retired ? 'retired' : 'same';
 }
 
 export function retireKeyStatement(kid: string): Statement {

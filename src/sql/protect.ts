@@ -142,12 +142,16 @@ export function planProtect(tables: readonly TableInfo[], options: ProtectOption
   return out;
 }
 
-/** Advice `protect` prints but does not apply: changing keys is a data migration. */
+/** Advice `protect` prints but does not apply: changing keys and ids is a data migration. */
 export function protectAdvice(tables: readonly TableInfo[], tenantColumn: string): string[] {
-  return tables.flatMap((t) =>
-    t.globalUniqueKeys.map(
+  return tables.flatMap((t) => [
+    ...t.globalUniqueKeys.map(
       (key) =>
         `${t.schema}.${t.name}: unique index ${key} leaves out ${tenantColumn}, so a duplicate reveals another tenant's value; make it UNIQUE (${tenantColumn}, ...).`,
     ),
-  );
+    ...t.sequences.map(
+      (seq) =>
+        `${t.schema}.${t.name}: sequence ${seq} is shared by all tenants, so its values (nextval, pg_sequence_last_value) count everyone's rows; prefer uuid keys or per-tenant numbering.`,
+    ),
+  ]);
 }

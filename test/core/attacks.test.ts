@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { withTenant, type PgClientLike } from '../../src/adapters/pg.ts';
 import { ATTACKS } from '../../src/cli/commands/demo.ts';
-import { generateKey, signContext, CONTEXT_SETTING } from '../../src/context/token.ts';
+import { formatSecret, generateKey, signContext, CONTEXT_SETTING } from '../../src/context/token.ts';
+import { init } from '../../src/cli/commands/init.ts';
 import { rotateKey, retireKey } from '../../src/cli/commands/keys.ts';
 import { createTestDatabase, installFence, rowsOf, TENANT_A, TENANT_B, type Fenced, type TestDatabase } from '../support/db.ts';
 
@@ -156,6 +157,11 @@ test('key rotation: old tokens keep working until the old key is retired, then s
     assert.equal(await count(f.key), 0);
     assert.equal(await count(newKey), 3);
     await assert.rejects(retireKey({ db: other.admin, keyId: newKey.kid }), /only active key/);
+    // init with the retired key as TENANTFENCE_SECRET is refused: every request would see nothing.
+    await assert.rejects(
+      init({ db: other.admin, appRole: other.roles.app, agentRole: other.roles.agent, secret: formatSecret(f.key) }),
+      (e: { code?: string }) => e.code === 'TF_NO_SECRET',
+    );
   } finally {
     await other.drop();
   }

@@ -239,31 +239,39 @@ async function attackRows(client: Pick<PgClientLike, 'query'>, steps: string[]):
   return last?.rows[0]?.b_rows ?? 0;
 }
 
+/**
+ * An attack that errors has not leaked; setup that errors (BEGIN, the context) is a failure of the
+ * demo itself and propagates instead of being counted as "blocked".
+ */
 async function runNaive(pool: pg.Pool, attack: Attack): Promise<'leaked' | 'blocked'> {
   const client = await pool.connect();
-  let seen = 0;
   try {
     await client.query('BEGIN');
     // The seed's middleware, verbatim: the tenant id spliced into SET LOCAL.
     await client.query(`SET LOCAL app.tenant_id = '${TENANT_A}'`);
-    seen = await attackRows(client, attack.steps('app.tenant_id', TENANT_B));
-  } catch {
-    seen = 0;
+    const seen = await attackRows(client, attack.steps('app.tenant_id', TENANT_B)).catch(() => 0);
+    return seen > 0 ? 'leaked' : 'blocked';
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
     client.release(true);
   }
-  return seen > 0 ? 'leaked' : 'blocked';
 }
 
 async function runFenced(pool: pg.Pool, key: ReturnType<typeof generateKey>, attack: Attack): Promise<'leaked' | 'blocked'> {
   let seen = 0;
+  let attackFailed = false;
   // The strongest forgery the agent can make: its own valid token with B's id swapped in.
   const own = signContext(key, TENANT_A);
   const forged = own.replace(`.${TENANT_A}.`, `.${TENANT_B}.`);
   await withTenant(pool, TENANT_A, async (client) => {
-    seen = await attackRows(client, attack.steps(CONTEXT_SETTING, forged));
-  }, { key }).catch(() => (seen = 0));
+    seen = await attackRows(client, attack.steps(CONTEXT_SETTING, forged)).catch(() => {
+      attackFailed = true;
+      return 0;
+    });
+  }, { key }).catch((error: unknown) => {
+    // The failed attack leaves the transaction aborted, so withTenant reports the rollback.
+    if (!attackFailed) throw error;
+  });
   return seen > 0 ? 'leaked' : 'blocked';
 }
 

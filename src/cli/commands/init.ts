@@ -1,7 +1,7 @@
 import { TenantfenceError, ErrorCodes } from '../../errors.ts';
 import { formatSecret, generateKey, parseSecret, type SigningKey } from '../../context/token.ts';
 import { planInit } from '../../sql/init.ts';
-import { addKeyStatement, keyMatches } from '../../sql/keys.ts';
+import { addKeyStatement, storedKey } from '../../sql/keys.ts';
 import { applyInTransaction } from '../../sql/apply.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
 import { fenceViolations } from '../../sql/fenced-roles.ts';
@@ -43,8 +43,13 @@ export async function init(options: InitOptions): Promise<InitResult> {
   let generated: string | undefined;
   if (options.secret !== undefined && options.secret !== '') {
     key = parseSecret(options.secret);
-    if ((await keysTableExists(options.db)) && (await keyMatches(options.db, key)) === false) {
+    const stored = (await keysTableExists(options.db)) ? await storedKey(options.db, key) : 'absent';
+    if (stored === 'different') {
       throw new TenantfenceError(ErrorCodes.NO_SECRET, `Key ${key.kid} is already stored with a different secret; use the stored secret or rotate with \`tenantfence keys rotate\`.`);
+    }
+    if (stored === 'retired') {
+      // Every token signed with it would verify to no tenant: the app would see nothing at all.
+      throw new TenantfenceError(ErrorCodes.NO_SECRET, `Key ${key.kid} in TENANTFENCE_SECRET is retired; set TENANTFENCE_SECRET to an active key (tenantfence keys list, keys rotate).`);
     }
   } else if (!(await hasActiveKey(options.db))) {
     key = generateKey();
