@@ -52,10 +52,10 @@ interface RuleRow {
 
 let prelude: string | undefined;
 
-/** The prelude's CTEs in front of a query that may use them. */
+/** The prelude's CTEs in front of a query that may use them (RECURSIVE: some of them recurse). */
 export function withPrelude(sql: string): string {
   prelude ??= readFileSync(PRELUDE_PATH, 'utf8').trim();
-  return `WITH ${prelude}\n${sql}`;
+  return `WITH RECURSIVE ${prelude}\n${sql}`;
 }
 
 /** A rule runs as a subquery (it may carry its own WITH) that must yield exactly these columns. */
