@@ -10,13 +10,14 @@ import { ident } from '../../src/sql/quote.ts';
 test('init + protect audits clean: no finding at any level, every table on the map fenced', () =>
   withDatabase(async (db) => {
     await fencedBase(db);
-    // The tenant column in the types protect supports: uuid (items), varchar (a relabel to text in
-    // the policy, which must not read as a cast), text and bigint.
-    for (const [name, type] of [['notes', 'varchar(64)'], ['labels', 'text'], ['counters', 'bigint']] as const) {
+    // The tenant column in the types protect supports: uuid (items), varchar and a domain over text
+    // (each a binary relabel to text in the policy, which must not read as a cast), text, bigint.
+    await db.admin.query('CREATE DOMAIN tenant_key AS text');
+    for (const [name, type] of [['notes', 'varchar(64)'], ['labels', 'text'], ['counters', 'bigint'], ['tags', 'tenant_key']] as const) {
       await db.admin.query(`CREATE TABLE ${name} (tenant_id ${type} NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), PRIMARY KEY (tenant_id, id))`);
       await db.admin.query(`ALTER TABLE ${name} OWNER TO ${ident(db.roles.owner)}`);
     }
-    await protectTables(db, 'notes', 'labels', 'counters');
+    await protectTables(db, 'notes', 'labels', 'counters', 'tags');
     const report = await auditOf(db);
     assert.deepEqual(report.findings.map((f) => `${f.level} ${f.rule} ${f.object}: ${f.detail}`), []);
     assert.deepEqual(report.notes, []);
@@ -25,6 +26,7 @@ test('init + protect audits clean: no finding at any level, every table on the m
       ['public.items', true, true, true, true],
       ['public.labels', true, true, true, true],
       ['public.notes', true, true, true, true],
+      ['public.tags', true, true, true, true],
     ]);
   }),
 );
