@@ -2,7 +2,7 @@
 -- (a rule is `SELECT object, detail, remediation, key FROM ...` that may use these names).
 -- Parameters: $1 schemas (text[]), $2 tenant column, $3 app role, $4 agent role. They are bind
 -- parameters, never spliced. Unreferenced CTEs are not executed (PostgreSQL 12+), so a rule pays
--- only for what it reads. The runner opens the list with WITH RECURSIVE (setting_readers recurses).
+-- only for what it reads. The runner opens the list with WITH RECURSIVE (setting_readers and view_reads recurse).
 params AS (
   SELECT $1::text[] AS schemas, $2::text AS tenant_column, $3::text AS app_role, $4::text AS agent_role
 ),
@@ -12,7 +12,7 @@ fence AS (
 ),
 -- The app and agent roles, when they exist: the roles that must stay inside the fence.
 fenced AS (
-  SELECT r.oid, r.rolname::text AS rolname, r.rolsuper, r.rolbypassrls, w.which
+  SELECT r.oid, r.rolname::text COLLATE "C" AS rolname, r.rolsuper, r.rolbypassrls, w.which
     FROM params p
    CROSS JOIN LATERAL (VALUES ('app', p.app_role), ('agent', p.agent_role)) AS w(which, name)
     JOIN pg_roles r ON r.rolname = w.name
@@ -27,7 +27,9 @@ user_schemas AS (
 -- A tenant table: a table or partitioned table in the audited schemas with the tenant column.
 tenant_tables AS (
   SELECT c.oid, n.nspname::text AS schema, c.relname::text AS name,
-         n.nspname || '.' || c.relname AS object,
+         -- "C" collation: every ORDER BY and string_agg over names sorts by code point, the same
+         -- on every server whatever its locale (deterministic output).
+         (n.nspname || '.' || c.relname) COLLATE "C" AS object,
          format('%I.%I', n.nspname, c.relname) AS sql_name,
          c.relowner, pg_get_userbyid(c.relowner)::text AS owner,
          c.relrowsecurity AS rls_enabled, c.relforcerowsecurity AS rls_forced,
@@ -45,6 +47,23 @@ tenant_tables AS (
     CROSS JOIN fence f
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = p.tenant_column AND a.attnum > 0 AND NOT a.attisdropped
    WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (p.schemas)
+),
+-- Views and materialized views with every relation they read, followed down through the views
+-- and materialized views they read. `through_matview`: the path crosses a materialized view (a
+-- copy: the tables' policies do not apply to reading it).
+view_reads (view_oid, rel_oid, through_matview) AS (
+  SELECT DISTINCT r.ev_class, d.refobjid, false
+    FROM pg_rewrite r
+    JOIN pg_class v ON v.oid = r.ev_class AND v.relkind IN ('v', 'm')
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                    AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
+  UNION
+  SELECT vr.view_oid, d.refobjid, vr.through_matview OR mid.relkind = 'm'
+    FROM view_reads vr
+    JOIN pg_class mid ON mid.oid = vr.rel_oid AND mid.relkind IN ('v', 'm')
+    JOIN pg_rewrite r ON r.ev_class = mid.oid
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                    AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
 ),
 -- Code a policy can run besides its own text: user functions (their source, and the parsed tree
 -- of SQL-standard `RETURN`/`BEGIN ATOMIC` bodies, whose prosrc is empty) and views (their parsed
@@ -112,7 +131,7 @@ setting_readers (kind, oid, name, print_re, source_re) AS (
 -- fenced role belongs to (an admin-only policy cannot widen what the app or agent sees).
 policies AS (
   SELECT t.oid AS table_oid, t.object, t.sql_name, t.tenant_re, t.tenant_type, t.tenant_attnum, t.fence_policy,
-         pol.polname::text AS policy, pol.polcmd AS cmd, pol.polpermissive AS permissive, pol.polroles AS roles,
+         pol.polname::text COLLATE "C" AS policy, pol.polcmd AS cmd, pol.polpermissive AS permissive, pol.polroles AS roles,
          CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
                          WHEN 'd' THEN 'DELETE' ELSE 'ALL' END AS cmd_name,
          pg_get_expr(pol.polqual, pol.polrelid) AS using_expr,

@@ -64,6 +64,26 @@ export const roleCases: RuleCase[] = [
     also: ['rls-not-forced'],
   },
   {
+    rule: 'view-bypasses-rls',
+    name: "a view owned by a role whose own policy shows every tenant (reporting_all ... USING (true))",
+    setup: async (db) => {
+      await orders(db);
+      const reporting = ident(db.role('reporting'));
+      await db.admin.query(`CREATE ROLE ${reporting} NOLOGIN; GRANT SELECT ON orders TO ${reporting};
+        CREATE POLICY reporting_all ON orders FOR SELECT TO ${reporting} USING (true);
+        CREATE SCHEMA rpt; CREATE VIEW rpt.all_orders AS SELECT * FROM public.orders;
+        ALTER VIEW rpt.all_orders OWNER TO ${reporting};
+        GRANT USAGE ON SCHEMA rpt TO ${ident(db.roles.agent)}; GRANT SELECT ON rpt.all_orders TO ${ident(db.roles.agent)};
+        -- security_invoker is a boolean: 'yes' is true, so this one runs as its caller and is fine
+        CREATE VIEW rpt.own_orders WITH (security_invoker = 'yes') AS SELECT * FROM public.orders;
+        GRANT SELECT ON rpt.own_orders TO ${ident(db.roles.agent)};
+        -- ... and 'off' is false: a superuser-owned view that returns every tenant
+        CREATE VIEW rpt.every_order WITH (security_invoker = 'off') AS SELECT * FROM public.orders;
+        GRANT SELECT ON rpt.every_order TO ${ident(db.roles.agent)}`);
+    },
+    objects: () => ['rpt.all_orders', 'rpt.every_order'],
+  },
+  {
     rule: 'matview-over-tenant-table',
     name: 'a materialized view the app can read',
     setup: async (db) => {
