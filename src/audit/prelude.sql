@@ -3,6 +3,8 @@
 -- Parameters: $1 schemas (text[]), $2 tenant column, $3 app role, $4 agent role. They are bind
 -- parameters, never spliced. Unreferenced CTEs are not executed (PostgreSQL 12+), so a rule pays
 -- only for what it reads. The runner opens the list with WITH RECURSIVE (setting_readers and view_reads recurse).
+-- Text that ends up inside a `--` comment of a remediation has its control characters replaced
+-- (`[[:cntrl:]]`): a newline in a quoted name would end the comment and run the rest as SQL.
 params AS (
   SELECT $1::text[] AS schemas, $2::text AS tenant_column, $3::text AS app_role, $4::text AS agent_role
 ),
@@ -12,10 +14,20 @@ fence AS (
 ),
 -- The app and agent roles, when they exist: the roles that must stay inside the fence.
 fenced AS (
-  SELECT r.oid, r.rolname::text COLLATE "C" AS rolname, r.rolsuper, r.rolbypassrls, w.which
+  SELECT r.oid, r.rolname::text COLLATE "C" AS rolname, r.rolsuper, r.rolbypassrls, r.rolcreaterole, w.which
     FROM params p
    CROSS JOIN LATERAL (VALUES ('app', p.app_role), ('agent', p.agent_role)) AS w(which, name)
     JOIN pg_roles r ON r.rolname = w.name
+),
+-- How a fenced role reaches another role: one row per (fenced role, role reached, role granted to
+-- it directly on the way), with the REVOKE that cuts the path. REVOKE needs the direct grant, not
+-- the role reached, so rules aggregate these rows: string_agg(DISTINCT revoke ...).
+fenced_paths AS (
+  SELECT f.oid AS member, t.oid AS target, format('REVOKE %I FROM %I;', g.rolname, f.rolname) COLLATE "C" AS revoke
+    FROM fenced f
+    JOIN pg_auth_members m ON m.member = f.oid
+    JOIN pg_roles g ON g.oid = m.roleid
+    JOIN pg_roles t ON pg_has_role(g.oid, t.oid, 'MEMBER')
 ),
 -- Schemas people create objects in: everything but the system's own.
 user_schemas AS (
@@ -31,6 +43,7 @@ tenant_tables AS (
          -- on every server whatever its locale (deterministic output).
          (n.nspname || '.' || c.relname) COLLATE "C" AS object,
          format('%I.%I', n.nspname, c.relname) AS sql_name,
+         regexp_replace(format('%I.%I', n.nspname, c.relname), '[[:cntrl:]]', '?', 'g') AS comment_name,
          c.relowner, pg_get_userbyid(c.relowner)::text AS owner,
          c.relrowsecurity AS rls_enabled, c.relforcerowsecurity AS rls_forced,
          a.attnum AS tenant_attnum, format_type(a.atttypid, a.atttypmod) AS tenant_type,

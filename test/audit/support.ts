@@ -36,6 +36,12 @@ export function auditOf(db: TestDatabase, schemas = ['public'], tenantColumn = '
   return runAudit(db.admin, { schemas, tenantColumn, appRole: db.roles.app, agentRole: db.roles.agent });
 }
 
+/** server_version_num: some rules depend on the server (CREATEROLE changed in PostgreSQL 16). */
+export async function serverVersion(db: TestDatabase): Promise<number> {
+  const { rows } = await db.admin.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
+  return rows[0]!.v;
+}
+
 export async function withDatabase<T>(fn: (db: TestDatabase) => Promise<T>): Promise<T> {
   const db = await createTestDatabase();
   try {

@@ -1,6 +1,7 @@
 -- A SECURITY DEFINER function runs as its owner, usually a role that row level security does not
--- bind; if the app or agent may call it, it is a door around the fence. tenantfence's own verifier
--- (tenantfence.current_tenant(), owned by tenantfence_owner) is meant to be called and is exempt.
+-- bind; if the app or agent may call it, it is a door around the fence. tenantfence's own functions
+-- (every one in schema tenantfence owned by tenantfence_owner: current_tenant(), audit_append()) are
+-- meant to be called and are exempt; only tenantfence_owner can create functions in that schema.
 -- Trigger functions cannot be called directly (see trigger-security-definer-on-tenant-table), and
 -- extension members belong to their extension.
 SELECT format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) AS object,
