@@ -43,7 +43,6 @@ tenant_tables AS (
          -- on every server whatever its locale (deterministic output).
          (n.nspname || '.' || c.relname) COLLATE "C" AS object,
          format('%I.%I', n.nspname, c.relname) AS sql_name,
-         regexp_replace(format('%I.%I', n.nspname, c.relname), '[[:cntrl:]]', '?', 'g') AS comment_name,
          c.relowner, pg_get_userbyid(c.relowner)::text AS owner,
          c.relrowsecurity AS rls_enabled, c.relforcerowsecurity AS rls_forced,
          a.attnum AS tenant_attnum, format_type(a.atttypid, a.atttypmod) AS tenant_type,

@@ -9,9 +9,12 @@ SELECT format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_argume
               n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), pg_get_userbyid(p.proowner),
               coalesce((SELECT string_agg(f.rolname, ' and ' ORDER BY f.which) FROM fenced f WHERE has_function_privilege(f.oid, p.oid, 'EXECUTE')), 'PUBLIC'),
               pg_get_userbyid(p.proowner)) AS detail,
-       format(E'REVOKE EXECUTE ON FUNCTION %I.%I(%s) FROM %s;\n-- or make it SECURITY INVOKER: ALTER FUNCTION %1$I.%2$I(%3$s) SECURITY INVOKER;',
+       format(E'REVOKE EXECUTE ON FUNCTION %I.%I(%s) FROM %s;\n-- or make it SECURITY INVOKER: %s',
               n.nspname, p.proname, pg_get_function_identity_arguments(p.oid),
-              array_to_string(ARRAY['PUBLIC'] || ARRAY(SELECT quote_ident(f.rolname) FROM fenced f ORDER BY f.which), ', ')) AS remediation,
+              array_to_string(ARRAY['PUBLIC'] || ARRAY(SELECT quote_ident(f.rolname) FROM fenced f ORDER BY f.which), ', '),
+              -- a comment line: argument names are identifiers and may hold a newline
+              regexp_replace(format('ALTER FUNCTION %I.%I(%s) SECURITY INVOKER;', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+                             '[[:cntrl:]]', '?', 'g')) AS remediation,
        '' AS key
   FROM pg_proc p
   JOIN user_schemas n ON n.oid = p.pronamespace

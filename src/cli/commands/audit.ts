@@ -11,6 +11,7 @@ import { readBaseline, writeBaseline } from '../../audit/baseline.ts';
 import { formatText, summaryLine } from '../../audit/format/text.ts';
 import { formatSarif } from '../../audit/format/sarif.ts';
 import { formatHtml } from '../../audit/format/html.ts';
+import { visible } from '../../audit/format/visible.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE } from '../../sql/roles.ts';
 import type { Queryable } from '../../sql/queryable.ts';
 
@@ -85,7 +86,7 @@ export async function audit(options: AuditCommandOptions): Promise<AuditCommandR
     : format === 'html' ? formatHtml({ database: options.databaseName ?? 'database', findings, suppressed, tables: report.tables, notes: report.notes })
     : formatText(summary, Boolean(options.color) && !options.output);
 
-  let stderr = format === 'text' ? '' : report.notes.map((n) => `note: ${n}\n`).join('');
+  let stderr = format === 'text' ? '' : report.notes.map((n) => `note: ${visible(n)}\n`).join('');
   if (options.output) {
     try {
       writeFileSync(options.output, rendered);
