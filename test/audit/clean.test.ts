@@ -81,3 +81,18 @@ test('an audit that found nothing to check says so', () =>
     assert.match(report.notes[1]!, /app role .* does not exist/);
   }),
 );
+
+test('tables with the tenant column outside --schema are named in a note, not skipped silently', () =>
+  withDatabase(async (db) => {
+    await fencedBase(db);
+    // a table in another schema, and a partition of an audited table placed in another schema
+    await db.admin.query(`CREATE SCHEMA crm; CREATE TABLE crm.deals (tenant_id uuid NOT NULL, id uuid PRIMARY KEY);
+      CREATE TABLE events (tenant_id uuid NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
+      CREATE SCHEMA parts; CREATE TABLE parts.events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')`);
+    const report = await auditOf(db);
+    assert.deepEqual(report.notes, [
+      '2 table(s) outside --schema have a column "tenant_id" and were not audited: crm.deals, parts.events_2024 (add their schemas to --schema).',
+    ]);
+    assert.deepEqual((await auditOf(db, ['public', 'crm', 'parts'])).notes, []);
+  }),
+);
