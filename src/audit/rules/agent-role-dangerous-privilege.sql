@@ -12,7 +12,7 @@ WITH agent AS (
 tables AS (
   SELECT format('%s.%s', n.nspname, c.relname) AS object, format('%I.%I', n.nspname, c.relname) AS sql_name,
          ARRAY(SELECT pr FROM unnest(ARRAY['TRUNCATE', 'REFERENCES', 'TRIGGER']) AS pr
-                WHERE has_table_privilege(a.oid, c.oid, pr) ORDER BY pr) AS privs, a.rolname
+                WHERE has_table_privilege(a.oid, c.oid, pr) ORDER BY pr COLLATE "C") AS privs, a.rolname
     FROM agent a, pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
@@ -34,7 +34,7 @@ found AS (
          'database:' || array_to_string(d.privs, ',')
     FROM agent a
    CROSS JOIN LATERAL (SELECT ARRAY(SELECT pr FROM unnest(ARRAY['CREATE', 'TEMPORARY']) AS pr
-                                     WHERE has_database_privilege(a.oid, current_database(), pr) ORDER BY pr) AS privs) AS d
+                                     WHERE has_database_privilege(a.oid, current_database(), pr) ORDER BY pr COLLATE "C") AS privs) AS d
    WHERE cardinality(d.privs) > 0
   UNION ALL
   SELECT a.rolname, format('The agent role %s is a member of %s, which %s.', a.rolname, b.rolname,

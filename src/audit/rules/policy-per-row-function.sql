@@ -10,7 +10,7 @@ SELECT DISTINCT ON (e.table_oid, e.policy)
        e.policy AS key
   FROM policy_exprs e
  CROSS JOIN LATERAL (
-   SELECT array_agg(DISTINCT n.name ORDER BY n.name) AS names
+   SELECT array_agg(DISTINCT n.name COLLATE "C" ORDER BY n.name COLLATE "C") AS names
      FROM unnest(e.volatile_calls, e.volatile_res) AS n(name, re)
     WHERE e.outside ~ n.re
  ) AS calls

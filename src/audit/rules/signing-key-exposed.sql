@@ -14,7 +14,7 @@ exposed AS (
   SELECT f.oid, f.rolname, f.which, k.oid AS keys_oid, k.sql_name AS keys_sql,
          ARRAY(SELECT r.rolname::text FROM pg_roles r
                 WHERE r.rolname IN ('pg_read_all_data', 'pg_write_all_data') AND pg_has_role(f.oid, r.oid, 'MEMBER')
-                ORDER BY r.rolname) AS builtins,
+                ORDER BY r.rolname COLLATE "C") AS builtins,
          -- the roles it is or can become that hold a privilege on the table (a superuser it can
          -- become holds every privilege; app-role-superuser reports that path)
          ARRAY(SELECT r.oid FROM pg_roles r
