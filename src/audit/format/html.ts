@@ -59,7 +59,7 @@ function mapRow(t: TableStatus, findings: readonly Finding[]): string {
 <th scope="row">${esc(t.object)}</th>
 ${cell(t.rlsEnabled && t.fenced, 'yes', t.rlsEnabled ? 'RLS on, no verified-tenant policy' : 'no: RLS off')}
 ${cell(t.rlsForced, 'yes', 'no')}
-<td class="${t.policies.length > 0 ? 'plain' : 'warn'}">${t.policies.length > 0 ? t.policies.map(esc).join(', ') : 'none'}</td>
+<td class="${t.policies.length > 0 ? 'plain' : 'warn'}">${t.policies.length > 0 ? t.policies.map((p) => esc(p)).join(', ') : 'none'}</td>
 ${cell(t.tenantIndex, 'yes', 'no', 'warn')}
 <td class="${status}">${counts.length === 0 ? 'none' : counts.map(([l, n]) => `${n} ${LABEL[l]}${n === 1 || l === 'info' ? '' : 's'}`).join(', ')}</td>
 </tr>`;
