@@ -14,6 +14,7 @@ import { formatHtml } from '../../audit/format/html.ts';
 import { visible } from '../../audit/format/visible.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE } from '../../sql/roles.ts';
 import type { Queryable } from '../../sql/queryable.ts';
+import { VERSION } from '../../version.ts';
 
 export const AUDIT_FORMATS = ['text', 'json', 'sarif', 'html'] as const;
 export type AuditFormat = (typeof AUDIT_FORMATS)[number];
@@ -51,8 +52,6 @@ export interface AuditCommandResult {
   readonly findings: readonly Finding[];
   readonly suppressed: number;
 }
-
-const VERSION = '0.1.0';
 
 export async function audit(options: AuditCommandOptions): Promise<AuditCommandResult> {
   const format = options.format ?? 'text';
