@@ -64,7 +64,18 @@ export function ruleQuery(sql: string): string {
   return withPrelude(`SELECT object, detail, remediation, key FROM (\n${sql}\n) AS finding`);
 }
 
-export async function runAudit(db: Queryable, options: AuditOptions): Promise<AuditReport> {
+/**
+ * One connection (a pg.Client, or a client checked out of a pool): the audit sends BEGIN, SET
+ * LOCAL, every rule and COMMIT as separate queries, which must share one session. A pool would run
+ * each on whichever connection is free, so the audit would lose its snapshot and settings, and the
+ * BEGIN would go back to the pool inside an open transaction.
+ */
+export type AuditConnection = Queryable;
+
+export async function runAudit(db: AuditConnection, options: AuditOptions): Promise<AuditReport> {
+  if (isPool(db)) {
+    throw new TenantfenceError(ErrorCodes.USAGE, 'runAudit needs one connection, not a pool; pass `await pool.connect()` and release it afterwards.');
+  }
   const rules = options.rules ?? loadRules();
   const params = [[...options.schemas], options.tenantColumn, options.appRole, options.agentRole];
   await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -137,6 +148,12 @@ async function notesFor(db: Queryable, options: AuditOptions, tables: readonly T
     }
   }
   return notes;
+}
+
+/** node-postgres's Pool (and pools shaped like it): connect() plus connection counters. */
+function isPool(db: AuditConnection): boolean {
+  const candidate = db as { connect?: unknown; totalCount?: unknown; idleCount?: unknown };
+  return typeof candidate.connect === 'function' && typeof candidate.totalCount === 'number' && typeof candidate.idleCount === 'number';
 }
 
 const OUTSIDE_SHOWN = 20;

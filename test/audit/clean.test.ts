@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { installFence } from '../support/db.ts';
 import { tenantPredicate } from '../../src/sql/protect.ts';
 import { OWNER_ROLE, POLICY_NAME, SCHEMA } from '../../src/sql/roles.ts';
-import { withPrelude } from '../../src/audit/runner.ts';
+import pg from 'pg';
+import { runAudit, withPrelude } from '../../src/audit/runner.ts';
 import { auditOf, fencedBase, protectTables, withDatabase } from './support.ts';
 import { ident } from '../../src/sql/quote.ts';
 
@@ -94,5 +95,25 @@ test('tables with the tenant column outside --schema are named in a note, not sk
       '2 table(s) outside --schema have a column "tenant_id" and were not audited: crm.deals, parts.events_2024 (add their schemas to --schema).',
     ]);
     assert.deepEqual((await auditOf(db, ['public', 'crm', 'parts'])).notes, []);
+  }),
+);
+
+test('runAudit refuses a pool: its BEGIN, SET LOCAL and rules must share one connection', () =>
+  withDatabase(async (db) => {
+    await fencedBase(db);
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    try {
+      await assert.rejects(runAudit(pool, { schemas: ['public'], tenantColumn: 'tenant_id', appRole: db.roles.app, agentRole: db.roles.agent }),
+        (error: { code?: string; message?: string }) => error.code === 'TF_USAGE' && /pool\.connect\(\)/.test(error.message ?? ''));
+      const client = await pool.connect();
+      try {
+        const report = await runAudit(client, { schemas: ['public'], tenantColumn: 'tenant_id', appRole: db.roles.app, agentRole: db.roles.agent });
+        assert.deepEqual(report.findings, []);
+      } finally {
+        client.release();
+      }
+    } finally {
+      await pool.end();
+    }
   }),
 );
