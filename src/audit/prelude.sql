@@ -2,7 +2,9 @@
 -- (a rule is `SELECT object, detail, remediation, key FROM ...` that may use these names).
 -- Parameters: $1 schemas (text[]), $2 tenant column, $3 app role, $4 agent role. They are bind
 -- parameters, never spliced. Unreferenced CTEs are not executed (PostgreSQL 12+), so a rule pays
--- only for what it reads.
+-- only for what it reads. The runner opens the list with WITH RECURSIVE (setting_readers and view_reads recurse).
+-- Text that ends up inside a `--` comment of a remediation has its control characters replaced
+-- (`[[:cntrl:]]`): a newline in a quoted name would end the comment and run the rest as SQL.
 params AS (
   SELECT $1::text[] AS schemas, $2::text AS tenant_column, $3::text AS app_role, $4::text AS agent_role
 ),
@@ -12,10 +14,20 @@ fence AS (
 ),
 -- The app and agent roles, when they exist: the roles that must stay inside the fence.
 fenced AS (
-  SELECT r.oid, r.rolname::text AS rolname, r.rolsuper, r.rolbypassrls, w.which
+  SELECT r.oid, r.rolname::text COLLATE "C" AS rolname, r.rolsuper, r.rolbypassrls, r.rolcreaterole, w.which
     FROM params p
    CROSS JOIN LATERAL (VALUES ('app', p.app_role), ('agent', p.agent_role)) AS w(which, name)
     JOIN pg_roles r ON r.rolname = w.name
+),
+-- How a fenced role reaches another role: one row per (fenced role, role reached, role granted to
+-- it directly on the way), with the REVOKE that cuts the path. REVOKE needs the direct grant, not
+-- the role reached, so rules aggregate these rows: string_agg(DISTINCT revoke ...).
+fenced_paths AS (
+  SELECT f.oid AS member, t.oid AS target, format('REVOKE %I FROM %I;', g.rolname, f.rolname) COLLATE "C" AS revoke
+    FROM fenced f
+    JOIN pg_auth_members m ON m.member = f.oid
+    JOIN pg_roles g ON g.oid = m.roleid
+    JOIN pg_roles t ON pg_has_role(g.oid, t.oid, 'MEMBER')
 ),
 -- Schemas people create objects in: everything but the system's own.
 user_schemas AS (
@@ -27,7 +39,9 @@ user_schemas AS (
 -- A tenant table: a table or partitioned table in the audited schemas with the tenant column.
 tenant_tables AS (
   SELECT c.oid, n.nspname::text AS schema, c.relname::text AS name,
-         n.nspname || '.' || c.relname AS object,
+         -- "C" collation: every ORDER BY and string_agg over names sorts by code point, the same
+         -- on every server whatever its locale (deterministic output).
+         (n.nspname || '.' || c.relname) COLLATE "C" AS object,
          format('%I.%I', n.nspname, c.relname) AS sql_name,
          c.relowner, pg_get_userbyid(c.relowner)::text AS owner,
          c.relrowsecurity AS rls_enabled, c.relforcerowsecurity AS rls_forced,
@@ -46,22 +60,90 @@ tenant_tables AS (
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = p.tenant_column AND a.attnum > 0 AND NOT a.attisdropped
    WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (p.schemas)
 ),
--- Functions whose body reads a setting (current_setting): a policy calling one trusts a value any
--- session can change. tenantfence's verifier reads one too, but checks its signature first.
-setting_readers AS (
-  SELECT p.oid, p.proname::text AS proname
+-- Views and materialized views with every relation they read, followed down through the views
+-- and materialized views they read. `through_matview`: the path crosses a materialized view (a
+-- copy: the tables' policies do not apply to reading it).
+view_reads (view_oid, rel_oid, through_matview) AS (
+  SELECT DISTINCT r.ev_class, d.refobjid, false
+    FROM pg_rewrite r
+    JOIN pg_class v ON v.oid = r.ev_class AND v.relkind IN ('v', 'm')
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                    AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
+  UNION
+  SELECT vr.view_oid, d.refobjid, vr.through_matview OR mid.relkind = 'm'
+    FROM view_reads vr
+    JOIN pg_class mid ON mid.oid = vr.rel_oid AND mid.relkind IN ('v', 'm')
+    JOIN pg_rewrite r ON r.ev_class = mid.oid
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                    AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
+),
+-- Code a policy can run besides its own text: user functions (their source, and the parsed tree
+-- of SQL-standard `RETURN`/`BEGIN ATOMIC` bodies, whose prosrc is empty) and views (their parsed
+-- query). tenantfence's verifier reads a setting too, but verifies a signature first: left out.
+code AS (
+  SELECT 'f'::text AS kind, p.oid, p.proname::text AS name, p.prosrc AS src, calls.funcs, calls.rels
     FROM pg_proc p
     JOIN pg_namespace n ON n.oid = p.pronamespace
-    CROSS JOIN fence f
-   WHERE p.prosrc ~* 'current_setting'
-     AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   CROSS JOIN fence f
+   -- prosqlbody exists from PostgreSQL 14; read through to_jsonb so this parses on older servers.
+   CROSS JOIN LATERAL (SELECT to_jsonb(p) ->> 'prosqlbody' AS tree) AS body
+   CROSS JOIN LATERAL (
+     SELECT ARRAY(SELECT m[1]::oid FROM regexp_matches(body.tree, ':(?:op)?funcid (\d+)', 'g') AS m) AS funcs,
+            ARRAY(SELECT m[1]::oid FROM regexp_matches(body.tree, ':relid (\d+)', 'g') AS m) AS rels
+   ) AS calls
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
      AND NOT (n.nspname = f.schema AND p.proname = 'current_tenant' AND pg_get_userbyid(p.proowner) = f.owner)
+  UNION ALL
+  SELECT 'r', c.oid, c.relname::text, NULL,
+         ARRAY(SELECT m[1]::oid FROM regexp_matches(r.ev_action::text, ':(?:op)?funcid (\d+)', 'g') AS m),
+         ARRAY(SELECT m[1]::oid FROM regexp_matches(r.ev_action::text, ':relid (\d+)', 'g') AS m)
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_rewrite r ON r.ev_class = c.oid AND r.rulename = '_RETURN'
+   WHERE c.relkind = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+),
+-- Everything that reads a setting (a value any session changes with SET or set_config()): the
+-- built-ins (current_setting, pg_settings), code whose source reads one (SHOW only runs from a
+-- string, hence the quote before it), then, to a fixed point, code that calls or selects from
+-- something already here: by OID in a parsed tree, by name in source text. The source match is
+-- loose (case-insensitive, quoted or not): a false match can only add a finding.
+--   print_re   how pg_get_expr prints a call (function) or a reference (relation), as a regex;
+--   source_re  how source text calls or names it.
+setting_readers (kind, oid, name, print_re, source_re) AS (
+  SELECT x.kind, x.oid, x.name,
+         '(^|[^\w$])' || e.quoted || CASE x.kind WHEN 'f' THEN '\(' ELSE '($|[^\w$(])' END,
+         '(^|[^\w$])"?' || e.escaped || CASE x.kind WHEN 'f' THEN '"?\s*\(' ELSE '"?($|[^\w$(])' END
+    FROM (
+      SELECT 'f'::text AS kind, p.oid, p.proname::text AS name FROM pg_proc p
+       WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname IN ('current_setting', 'pg_show_all_settings')
+      UNION ALL
+      SELECT 'r', 'pg_catalog.pg_settings'::regclass::oid, 'pg_settings'
+      UNION ALL
+      SELECT c.kind, c.oid, c.name FROM code c
+       WHERE c.src ~* '\m(current_setting|pg_settings|pg_show_all_settings)\M|[''$]\s*show\s'
+    ) AS x
+   CROSS JOIN LATERAL (
+     SELECT regexp_replace(quote_ident(x.name), '([.^$*+?()\[\]{}|\\])', '\\\1', 'g') AS quoted,
+            regexp_replace(x.name, '([.^$*+?()\[\]{}|\\])', '\\\1', 'g') AS escaped
+   ) AS e
+  UNION
+  SELECT c.kind, c.oid, c.name,
+         '(^|[^\w$])' || e.quoted || CASE c.kind WHEN 'f' THEN '\(' ELSE '($|[^\w$(])' END,
+         '(^|[^\w$])"?' || e.escaped || CASE c.kind WHEN 'f' THEN '"?\s*\(' ELSE '"?($|[^\w$(])' END
+    FROM code c
+    JOIN setting_readers sr
+      ON CASE sr.kind WHEN 'f' THEN sr.oid = ANY (c.funcs) ELSE sr.oid = ANY (c.rels) END
+      OR c.src ~* sr.source_re
+   CROSS JOIN LATERAL (
+     SELECT regexp_replace(quote_ident(c.name), '([.^$*+?()\[\]{}|\\])', '\\\1', 'g') AS quoted,
+            regexp_replace(c.name, '([.^$*+?()\[\]{}|\\])', '\\\1', 'g') AS escaped
+   ) AS e
 ),
 -- Policies on tenant tables. `applies` is false only for policies limited to roles that neither
 -- fenced role belongs to (an admin-only policy cannot widen what the app or agent sees).
 policies AS (
-  SELECT t.oid AS table_oid, t.object, t.sql_name, t.tenant_re, t.tenant_type, t.fence_policy,
-         pol.polname::text AS policy, pol.polcmd AS cmd, pol.polpermissive AS permissive,
+  SELECT t.oid AS table_oid, t.object, t.sql_name, t.tenant_re, t.tenant_type, t.tenant_attnum, t.fence_policy,
+         pol.polname::text COLLATE "C" AS policy, pol.polcmd AS cmd, pol.polpermissive AS permissive, pol.polroles AS roles,
          CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
                          WHEN 'd' THEN 'DELETE' ELSE 'ALL' END AS cmd_name,
          pg_get_expr(pol.polqual, pol.polrelid) AS using_expr,
@@ -77,13 +159,18 @@ policies AS (
 --   bare      the text with string literals emptied, so quoted parentheses cannot mislead;
 --   op/parts  the top-level AND or OR and its operands (pg_get_expr parenthesises every operator);
 --   outside   the text with every `( SELECT ...)` masked: what is left runs once per row;
---   pin       how an AND-operand `tenant = x` pins the tenant column: 'trusted' (tenantfence's
---             verifier), 'setting' (a value any session can set), 'other' (another per-statement
---             value), or NULL (no operand pins it);
+--   pins_*    an AND-operand `tenant = x` pins the tenant column to tenantfence's verifier
+--             (trusted), to something that reads a setting (setting), or to anything per-statement
+--             (pinned: a function call, a subquery, current_user);
+--   shared_rows  an OR of pins and `tenant IS NULL` (a tenant's rows plus rows of no tenant);
 --   bypass    an OR-operand that reads a setting without the tenant column (`... OR
 --             current_setting('app.bypass') = 'on'`);
+--   reads_setting  the expression calls or selects from a setting reader anywhere (from its tree);
 --   constant  no column, function, subquery or parameter: the same answer for every row.
-policy_exprs AS (
+-- Which setting readers and functions an expression uses comes from its node tree, by OID; text
+-- matching (print_re, names escaped and quoted as pg_get_expr prints them) only locates them in
+-- an operand.
+policy_terms AS (
   SELECT pol.*, e.kind, e.expr, e.tree, x.*
     FROM policies pol
    CROSS JOIN LATERAL (VALUES ('using', pol.using_expr, pol.using_tree), ('check', pol.check_expr, pol.check_tree)) AS e(kind, expr, tree)
@@ -107,19 +194,20 @@ policy_exprs AS (
        SELECT s.pos + s.len AS first, lead(s.pos, 1, length(src.bare)) OVER (ORDER BY s.pos) - 1 AS last
          FROM (SELECT pos, len FROM seps UNION ALL SELECT 1, 1) AS s, src
      ),
-     -- The functions the expression calls, by OID from its node tree (names in the text may be
-     -- ambiguous; OIDs are not). Joined from the matches so each tree is scanned once.
-     calls AS (
-       SELECT DISTINCT m[1]::oid AS oid FROM regexp_matches(coalesce(e.tree, ''), ':funcid (\d+)', 'g') AS m
+     refs AS (
+       SELECT DISTINCT m[1] AS what, m[2]::oid AS oid
+         FROM regexp_matches(coalesce(e.tree, ''), ':(funcid|opfuncid|relid) (\d+)', 'g') AS m
      ),
      readers AS (
-       SELECT coalesce(array_agg(DISTINCT sr.proname), '{}') AS names
-         FROM calls JOIN setting_readers sr ON sr.oid = calls.oid
+       SELECT coalesce(array_agg(DISTINCT sr.print_re), '{}') AS res
+         FROM refs JOIN setting_readers sr ON sr.oid = refs.oid AND (refs.what = 'relid') = (sr.kind = 'r')
      ),
      per_row AS (
-       SELECT coalesce(array_agg(DISTINCT p.proname::text), '{}') AS names
-         FROM calls JOIN pg_proc p ON p.oid = calls.oid
-        WHERE p.provolatile <> 'i'
+       SELECT coalesce(array_agg(p.proname::text ORDER BY p.proname COLLATE "C"), '{}') AS names,
+              coalesce(array_agg('(^|[^\w$])' || regexp_replace(quote_ident(p.proname), '([.^$*+?()\[\]{}|\\])', '\\\1', 'g') || '\('
+                                 ORDER BY p.proname COLLATE "C"), '{}') AS res
+         FROM refs JOIN pg_proc p ON p.oid = refs.oid
+        WHERE refs.what = 'funcid' AND p.provolatile <> 'i'
      ),
      parts AS (
        SELECT substr(src.bare, b.first, b.last - b.first + 1) AS part
@@ -132,36 +220,59 @@ policy_exprs AS (
        SELECT part, m.rhs,
               CASE
                 WHEN m.rhs IS NULL OR m.rhs ~ ('(^|[^\w."])' || pol.tenant_re || '($|[^\w"])') THEN NULL
-                WHEN m.rhs ~ '\mcurrent_setting\('
-                  OR EXISTS (SELECT 1 FROM readers r, unnest(r.names) AS n(name) WHERE m.rhs ~ ('\m' || n.name || '\(')) THEN 'setting'
+                WHEN EXISTS (SELECT 1 FROM readers r, unnest(r.res) AS re WHERE m.rhs ~ re) THEN 'setting'
                 WHEN m.rhs ~ ('\m' || (SELECT schema FROM fence) || '\.current_tenant\(\)') THEN 'trusted'
                 WHEN m.rhs ~ '\w\(|\mSELECT\M|\m(CURRENT_USER|SESSION_USER|CURRENT_ROLE)\M' THEN 'other'
-              END AS source
+              END AS source,
+              part ~ ('^\((?:' || pol.tenant_re || '|\(' || pol.tenant_re || '\)::[^ ]+) IS NULL\)$') AS is_null
          FROM parts
         CROSS JOIN LATERAL (
           SELECT coalesce(
                    substring(part FROM ('^\((?:' || pol.tenant_re || '|\(' || pol.tenant_re || '\)::[^=]+?) = (.+)\)$')),
                    substring(part FROM ('^\((.+) = (?:' || pol.tenant_re || '|\(' || pol.tenant_re || '\)::[^=]+?)\)$'))) AS rhs
         ) AS m
+     ),
+     top AS (
+       SELECT coalesce((SELECT min(op) FROM seps), '') AS op
      )
-     SELECT src.bare,
-            (SELECT min(op) FROM seps) AS op,
+     SELECT src.bare, top.op,
             (SELECT array_agg(part) FROM parts) AS parts,
             -- Scalar subqueries masked; the pattern matches parentheses balanced four levels deep,
             -- which covers what pg_get_expr prints for the wrappers policies use.
             regexp_replace(src.bare, '\( SELECT (?:[^()]|\((?:[^()]|\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))*\))*\)', '( SELECT # )', 'g') AS outside,
-            CASE WHEN (SELECT min(op) FROM seps) = 'OR' THEN NULL
-                 ELSE (SELECT min(source) FILTER (WHERE source IS NOT NULL) FROM pins) END AS pin_any,
-            (SELECT min(op) FROM seps) = 'OR' AND EXISTS (
-              SELECT 1 FROM parts
-               WHERE part !~ ('(^|[^\w."])' || pol.tenant_re || '($|[^\w"])')
-                 AND (part ~ '\mcurrent_setting\('
-                      OR EXISTS (SELECT 1 FROM readers r, unnest(r.names) AS n(name) WHERE part ~ ('\m' || n.name || '\(')))) AS bypass,
+            top.op <> 'OR' AND EXISTS (SELECT 1 FROM pins WHERE source = 'trusted') AS pins_trusted,
+            top.op <> 'OR' AND EXISTS (SELECT 1 FROM pins WHERE source = 'setting') AS pins_setting,
+            top.op <> 'OR' AND EXISTS (SELECT 1 FROM pins WHERE source IS NOT NULL) AS pinned,
+            top.op = 'OR' AND EXISTS (SELECT 1 FROM pins WHERE source IS NOT NULL)
+              AND NOT EXISTS (SELECT 1 FROM pins WHERE source IS NULL AND NOT is_null) AS shared_rows,
+            top.op = 'OR' AND EXISTS (
+              SELECT 1 FROM parts, readers r, unnest(r.res) AS re
+               WHERE part !~ ('(^|[^\w."])' || pol.tenant_re || '($|[^\w"])') AND part ~ re) AS bypass,
+            cardinality((SELECT res FROM readers)) > 0 AS reads_setting,
             e.tree !~ '\{(VAR|SUBLINK|FUNCEXPR|SQLVALUEFUNCTION|PARAM|AGGREF|WINDOWFUNC|NEXTVALUEEXPR)\M'
               AND e.expr NOT IN ('false', 'NULL::boolean') AS constant,
             (SELECT names FROM per_row) AS volatile_calls,
-            (SELECT names FROM readers) AS setting_calls
-       FROM src
+            (SELECT res FROM per_row) AS volatile_res
+       FROM src, top
    ) AS x
    WHERE e.expr IS NOT NULL
+),
+-- Each expression's isolation verdict, at most one, so one flaw is reported by one rule:
+--   constant  a permissive policy that admits every row            policy-always-true
+--   bypass    an OR-ed operand reading a setting                    policy-bypass-guc
+--   setting   a pin to a setting anywhere, or (permissive) a setting read with no verified pin
+--             beside it: a membership lookup, a CASE switch, ...   policy-tamperable-context
+--   unpinned  (permissive) no top-level AND-operand pins the tenant   policy-read-not-tenant,
+--                                                                  policy-write-check-not-tenant
+-- A setting pin next to a verified one is still 'setting': not exploitable while the verified
+-- pin stays, but the policy trusts a settable value, and dropping the other pin later opens it.
+policy_exprs AS (
+  SELECT t.*,
+         CASE
+           WHEN t.permissive AND t.constant THEN 'constant'
+           WHEN t.bypass THEN 'bypass'
+           WHEN t.pins_setting OR (t.permissive AND t.reads_setting AND NOT t.pins_trusted) THEN 'setting'
+           WHEN t.permissive AND NOT t.pinned THEN 'unpinned'
+         END AS verdict
+    FROM policy_terms t
 )

@@ -10,6 +10,7 @@ import { toTenantfenceError } from '../sql/apply.ts';
 import type { Queryable } from '../sql/queryable.ts';
 import { compareFindings, fingerprint, type Finding, type Rule } from './finding.ts';
 import { INVENTORY_PATH, PRELUDE_PATH, loadRules } from './registry.ts';
+import { SCHEMA } from '../sql/roles.ts';
 
 export interface AuditOptions {
   /** Schemas whose tables are audited (views, functions and roles are checked database-wide). */
@@ -52,10 +53,10 @@ interface RuleRow {
 
 let prelude: string | undefined;
 
-/** The prelude's CTEs in front of a query that may use them. */
+/** The prelude's CTEs in front of a query that may use them (RECURSIVE: some of them recurse). */
 export function withPrelude(sql: string): string {
   prelude ??= readFileSync(PRELUDE_PATH, 'utf8').trim();
-  return `WITH ${prelude}\n${sql}`;
+  return `WITH RECURSIVE ${prelude}\n${sql}`;
 }
 
 /** A rule runs as a subquery (it may carry its own WITH) that must yield exactly these columns. */
@@ -63,7 +64,18 @@ export function ruleQuery(sql: string): string {
   return withPrelude(`SELECT object, detail, remediation, key FROM (\n${sql}\n) AS finding`);
 }
 
-export async function runAudit(db: Queryable, options: AuditOptions): Promise<AuditReport> {
+/**
+ * One connection (a pg.Client, or a client checked out of a pool): the audit sends BEGIN, SET
+ * LOCAL, every rule and COMMIT as separate queries, which must share one session. A pool would run
+ * each on whichever connection is free, so the audit would lose its snapshot and settings, and the
+ * BEGIN would go back to the pool inside an open transaction.
+ */
+export type AuditConnection = Queryable;
+
+export async function runAudit(db: AuditConnection, options: AuditOptions): Promise<AuditReport> {
+  if (isPool(db)) {
+    throw new TenantfenceError(ErrorCodes.USAGE, 'runAudit needs one connection, not a pool; pass `await pool.connect()` and release it afterwards.');
+  }
   const rules = options.rules ?? loadRules();
   const params = [[...options.schemas], options.tenantColumn, options.appRole, options.agentRole];
   await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -122,6 +134,11 @@ async function notesFor(db: Queryable, options: AuditOptions, tables: readonly T
   if (tables.length === 0) {
     notes.push(`No table in schema(s) ${options.schemas.join(', ')} has a column "${options.tenantColumn}"; table rules had nothing to check (see --schema and --tenant-column).`);
   }
+  const outside = await tablesOutside(db, options);
+  if (outside.length > 0) {
+    const shown = outside.slice(0, OUTSIDE_SHOWN).join(', ') + (outside.length > OUTSIDE_SHOWN ? `, and ${outside.length - OUTSIDE_SHOWN} more` : '');
+    notes.push(`${outside.length} table(s) outside --schema have a column "${options.tenantColumn}" and were not audited: ${shown} (add their schemas to --schema).`);
+  }
   const { rows } = await db.query<{ rolname: string }>('SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY ($1)', [
     [options.appRole, options.agentRole],
   ]);
@@ -131,6 +148,34 @@ async function notesFor(db: Queryable, options: AuditOptions, tables: readonly T
     }
   }
   return notes;
+}
+
+/** node-postgres's Pool (and pools shaped like it): connect() plus connection counters. */
+function isPool(db: AuditConnection): boolean {
+  const candidate = db as { connect?: unknown; totalCount?: unknown; idleCount?: unknown };
+  return typeof candidate.connect === 'function' && typeof candidate.totalCount === 'number' && typeof candidate.idleCount === 'number';
+}
+
+const OUTSIDE_SHOWN = 20;
+
+/**
+ * Tables with the tenant column in schemas the audit was not asked to read: a tenant table left
+ * out by --schema (a partition in another schema, say) would otherwise be skipped silently.
+ * tenantfence's own schema is left out: init fences its audit_log itself.
+ */
+async function tablesOutside(db: Queryable, options: AuditOptions): Promise<string[]> {
+  const { rows } = await db.query<{ object: string }>(
+    `SELECT n.nspname || '.' || c.relname AS object
+       FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE c.relkind IN ('r', 'p') AND NOT (n.nspname = ANY ($1::text[]))
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', $3)
+        AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+      ORDER BY (n.nspname || '.' || c.relname) COLLATE "C"`,
+    [[...options.schemas], options.tenantColumn, SCHEMA],
+  );
+  return rows.map((r) => r.object);
 }
 
 /** Connection trouble keeps its code; anything else names the rule, which is what a reader needs. */

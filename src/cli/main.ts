@@ -15,6 +15,7 @@ import { audit, type AuditFormat, type FailOn } from './commands/audit.ts';
 import { serve, untilSignal } from './commands/serve.ts';
 import { mcp } from './commands/mcp.ts';
 import { processIo, type Io } from './io.ts';
+import { VERSION } from '../version.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -245,7 +246,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       return name === undefined ? 2 : 0;
     }
     if (name === '--version') {
-      io.out('tenantfence 0.1.0\n');
+      io.out(`tenantfence ${VERSION}\n`);
       return 0;
     }
     const command = commands[name];

@@ -3,20 +3,22 @@ import assert from 'node:assert/strict';
 import { installFence } from '../support/db.ts';
 import { tenantPredicate } from '../../src/sql/protect.ts';
 import { OWNER_ROLE, POLICY_NAME, SCHEMA } from '../../src/sql/roles.ts';
-import { withPrelude } from '../../src/audit/runner.ts';
+import pg from 'pg';
+import { runAudit, withPrelude } from '../../src/audit/runner.ts';
 import { auditOf, fencedBase, protectTables, withDatabase } from './support.ts';
 import { ident } from '../../src/sql/quote.ts';
 
 test('init + protect audits clean: no finding at any level, every table on the map fenced', () =>
   withDatabase(async (db) => {
     await fencedBase(db);
-    // The tenant column in the types protect supports: uuid (items), varchar (a relabel to text in
-    // the policy, which must not read as a cast), text and bigint.
-    for (const [name, type] of [['notes', 'varchar(64)'], ['labels', 'text'], ['counters', 'bigint']] as const) {
+    // The tenant column in the types protect supports: uuid (items), varchar and a domain over text
+    // (each a binary relabel to text in the policy, which must not read as a cast), text, bigint.
+    await db.admin.query('CREATE DOMAIN tenant_key AS text');
+    for (const [name, type] of [['notes', 'varchar(64)'], ['labels', 'text'], ['counters', 'bigint'], ['tags', 'tenant_key']] as const) {
       await db.admin.query(`CREATE TABLE ${name} (tenant_id ${type} NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), PRIMARY KEY (tenant_id, id))`);
       await db.admin.query(`ALTER TABLE ${name} OWNER TO ${ident(db.roles.owner)}`);
     }
-    await protectTables(db, 'notes', 'labels', 'counters');
+    await protectTables(db, 'notes', 'labels', 'counters', 'tags');
     const report = await auditOf(db);
     assert.deepEqual(report.findings.map((f) => `${f.level} ${f.rule} ${f.object}: ${f.detail}`), []);
     assert.deepEqual(report.notes, []);
@@ -25,6 +27,7 @@ test('init + protect audits clean: no finding at any level, every table on the m
       ['public.items', true, true, true, true],
       ['public.labels', true, true, true, true],
       ['public.notes', true, true, true, true],
+      ['public.tags', true, true, true, true],
     ]);
   }),
 );
@@ -77,5 +80,40 @@ test('an audit that found nothing to check says so', () =>
     assert.equal(report.notes.length, 3);
     assert.match(report.notes[0]!, /no table .* has a column "org_id"/i);
     assert.match(report.notes[1]!, /app role .* does not exist/);
+  }),
+);
+
+test('tables with the tenant column outside --schema are named in a note, not skipped silently', () =>
+  withDatabase(async (db) => {
+    await fencedBase(db);
+    // a table in another schema, and a partition of an audited table placed in another schema
+    await db.admin.query(`CREATE SCHEMA crm; CREATE TABLE crm.deals (tenant_id uuid NOT NULL, id uuid PRIMARY KEY);
+      CREATE TABLE events (tenant_id uuid NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
+      CREATE SCHEMA parts; CREATE TABLE parts.events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')`);
+    const report = await auditOf(db);
+    assert.deepEqual(report.notes, [
+      '2 table(s) outside --schema have a column "tenant_id" and were not audited: crm.deals, parts.events_2024 (add their schemas to --schema).',
+    ]);
+    assert.deepEqual((await auditOf(db, ['public', 'crm', 'parts'])).notes, []);
+  }),
+);
+
+test('runAudit refuses a pool: its BEGIN, SET LOCAL and rules must share one connection', () =>
+  withDatabase(async (db) => {
+    await fencedBase(db);
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    try {
+      await assert.rejects(runAudit(pool, { schemas: ['public'], tenantColumn: 'tenant_id', appRole: db.roles.app, agentRole: db.roles.agent }),
+        (error: { code?: string; message?: string }) => error.code === 'TF_USAGE' && /pool\.connect\(\)/.test(error.message ?? ''));
+      const client = await pool.connect();
+      try {
+        const report = await runAudit(client, { schemas: ['public'], tenantColumn: 'tenant_id', appRole: db.roles.app, agentRole: db.roles.agent });
+        assert.deepEqual(report.findings, []);
+      } finally {
+        client.release();
+      }
+    } finally {
+      await pool.end();
+    }
   }),
 );

@@ -53,6 +53,17 @@ test('SARIF output validates against the SARIF 2.1.0 schema', () =>
     assert.equal(results.length, result.findings.length);
     assert.ok(results.some((r) => r.level === 'error') && results.some((r) => r.level === 'warning') && results.some((r) => r.level === 'note'));
     for (const r of results) assert.equal(log.runs[0].tool.driver.rules[r.ruleIndex].id, r.ruleId);
+    // GitHub code scanning needs a physical location: a relative path (no scheme), line 1.
+    type Location = { physicalLocation: { artifactLocation: { uri: string }; region: { startLine: number } }; logicalLocations: Array<{ fullyQualifiedName: string }> };
+    const locations = (log.runs[0].results as Array<{ locations: Location[] }>).map((r) => r.locations[0]!);
+    for (const l of locations) {
+      assert.match(l.physicalLocation.artifactLocation.uri, /^database\/[^:]+$/);
+      assert.equal(l.physicalLocation.region.startLine, 1);
+    }
+    const uris = new Map(locations.map((l) => [l.logicalLocations[0]!.fullyQualifiedName, l.physicalLocation.artifactLocation.uri]));
+    assert.equal(uris.get('public.Odd <b>name</b>'), 'database/public/Odd%20%3Cb%3Ename%3C%2Fb%3E');
+    assert.equal(uris.get('public.peek()'), 'database/public/peek()');
+    assert.equal(uris.get('public.items'), 'database/public/items');
   }),
 );
 

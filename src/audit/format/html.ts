@@ -6,6 +6,7 @@
 import { LEVELS, type Finding, type Level } from '../finding.ts';
 import type { TableStatus } from '../runner.ts';
 import { summaryLine } from './text.ts';
+import { visible } from './visible.ts';
 
 export interface HtmlInput {
   readonly database: string;
@@ -58,7 +59,7 @@ function mapRow(t: TableStatus, findings: readonly Finding[]): string {
 <th scope="row">${esc(t.object)}</th>
 ${cell(t.rlsEnabled && t.fenced, 'yes', t.rlsEnabled ? 'RLS on, no verified-tenant policy' : 'no: RLS off')}
 ${cell(t.rlsForced, 'yes', 'no')}
-<td class="${t.policies.length > 0 ? 'plain' : 'warn'}">${t.policies.length > 0 ? t.policies.map(esc).join(', ') : 'none'}</td>
+<td class="${t.policies.length > 0 ? 'plain' : 'warn'}">${t.policies.length > 0 ? t.policies.map((p) => esc(p)).join(', ') : 'none'}</td>
 ${cell(t.tenantIndex, 'yes', 'no', 'warn')}
 <td class="${status}">${counts.length === 0 ? 'none' : counts.map(([l, n]) => `${n} ${LABEL[l]}${n === 1 || l === 'info' ? '' : 's'}`).join(', ')}</td>
 </tr>`;
@@ -71,7 +72,7 @@ function section(level: Level, findings: readonly Finding[]): string {
 ${group.map((f) => `<article class="finding ${level}" data-rule="${esc(f.rule)}" data-fingerprint="${esc(f.fingerprint)}">
 <h4><code>${esc(f.rule)}</code> ${esc(f.object)}</h4>
 <p>${esc(f.detail)}</p>
-${f.remediation ? `<pre class="fix">${esc(f.remediation)}</pre>` : ''}
+${f.remediation ? `<pre class="fix">${esc(f.remediation, true)}</pre>` : ''}
 </article>`).join('\n')}
 </section>`;
 }
@@ -80,8 +81,9 @@ function worst(findings: readonly Finding[]): Level | 'ok' {
   return LEVELS.find((l) => findings.some((f) => f.level === l)) ?? 'ok';
 }
 
-function esc(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** Markup characters as entities, control characters as visible `\xNN` (newlines only in <pre>). */
+function esc(text: string, keepNewlines = false): string {
+  return visible(text, keepNewlines).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 const CSS = `

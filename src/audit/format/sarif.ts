@@ -1,7 +1,10 @@
 /**
- * SARIF 2.1.0 for code-scanning UIs. A database has no source files, so results carry logical
- * locations (the object's qualified name) and the fingerprint as a partial fingerprint, which is
- * how those UIs track one finding across runs. No timestamps: the output is deterministic.
+ * SARIF 2.1.0 for code-scanning UIs. A database has no source files, but GitHub code scanning
+ * refuses a result without `physicalLocation.artifactLocation.uri` (and a URI with a scheme it
+ * does not know), so each result names a repository-relative pseudo path, `database/<schema>/<name>`
+ * (a role or schema: `database/<name>`), with line 1 as its region, beside the logical location
+ * (the object's qualified name). The fingerprint is a partial fingerprint, which is how those UIs
+ * track one finding across runs. No timestamps: the output is deterministic.
  */
 import type { Finding, Level, Rule } from '../finding.ts';
 
@@ -35,7 +38,10 @@ export function formatSarif(rules: readonly Rule[], findings: readonly Finding[]
           ...(index.has(f.rule) ? { ruleIndex: index.get(f.rule) } : {}),
           level: SARIF_LEVEL[f.level],
           message: { text: f.detail },
-          locations: [{ logicalLocations: [{ fullyQualifiedName: f.object }] }],
+          locations: [{
+            physicalLocation: { artifactLocation: { uri: artifactUri(f.object) }, region: { startLine: 1 } },
+            logicalLocations: [{ fullyQualifiedName: f.object }],
+          }],
           partialFingerprints: { 'tenantfence/v1': f.fingerprint },
           properties: { category: f.category, ...(f.remediation ? { remediation: f.remediation } : {}) },
         })),
@@ -43,6 +49,17 @@ export function formatSarif(rules: readonly Rule[], findings: readonly Finding[]
     ],
   };
   return `${JSON.stringify(log, null, 2)}\n`;
+}
+
+/**
+ * `public.orders` -> `database/public/orders`: split at the first dot (schema, then the rest, which
+ * keeps a function's argument list whole), each part percent-encoded so any name is a valid
+ * relative URI reference. Stable across runs, which code scanning needs to match results.
+ */
+export function artifactUri(object: string): string {
+  const dot = object.indexOf('.');
+  const parts = dot > 0 ? [object.slice(0, dot), object.slice(dot + 1)] : [object];
+  return ['database', ...parts.map(encodeURIComponent)].join('/');
 }
 
 function plain(markdown: string): string {

@@ -2,17 +2,21 @@
 -- --agent-write, writing) tenant rows: TRUNCATE empties every tenant's table (no policy applies),
 -- REFERENCES lets it build foreign keys that probe other tenants' keys, TRIGGER runs code on others'
 -- writes, CREATE (schema or database) and TEMP let it shadow objects, large objects have no RLS,
--- and the predefined roles below read or write around every policy.
+-- and the predefined roles below reach what grants keep it from. pg_read_all_data and
+-- pg_write_all_data do not bypass row level security; they read and write every table without it,
+-- tenantfence.keys included (signing-key-exposed reports that, for both fenced roles). Table
+-- privileges are checked in the audited schemas and always in tenantfence's own.
 WITH agent AS (
   SELECT f.* FROM fenced f WHERE f.which = 'agent' AND NOT f.rolsuper
 ),
 tables AS (
   SELECT format('%s.%s', n.nspname, c.relname) AS object, format('%I.%I', n.nspname, c.relname) AS sql_name,
          ARRAY(SELECT pr FROM unnest(ARRAY['TRUNCATE', 'REFERENCES', 'TRIGGER']) AS pr
-                WHERE has_table_privilege(a.oid, c.oid, pr) ORDER BY pr) AS privs, a.rolname
+                WHERE has_table_privilege(a.oid, c.oid, pr) ORDER BY pr COLLATE "C") AS privs, a.rolname
     FROM agent a, pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY ((SELECT p.schemas FROM params p)::name[])
+   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+     AND (n.nspname = ANY ((SELECT p.schemas FROM params p)::name[]) OR n.nspname = (SELECT schema FROM fence))
 ),
 found AS (
   SELECT object, format('The agent role %s holds %s on %s.', rolname, array_to_string(privs, ', '), object) AS detail,
@@ -30,13 +34,17 @@ found AS (
          'database:' || array_to_string(d.privs, ',')
     FROM agent a
    CROSS JOIN LATERAL (SELECT ARRAY(SELECT pr FROM unnest(ARRAY['CREATE', 'TEMPORARY']) AS pr
-                                     WHERE has_database_privilege(a.oid, current_database(), pr) ORDER BY pr) AS privs) AS d
+                                     WHERE has_database_privilege(a.oid, current_database(), pr) ORDER BY pr COLLATE "C") AS privs) AS d
    WHERE cardinality(d.privs) > 0
   UNION ALL
-  SELECT a.rolname, format('The agent role %s is a member of %s, which reads or writes around every policy.', a.rolname, b.rolname),
-         (SELECT string_agg(format('REVOKE %I FROM %I;', g.rolname, a.rolname), E'\n' ORDER BY g.rolname)
-            FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-           WHERE m.member = a.oid AND pg_has_role(g.oid, b.oid, 'MEMBER')),
+  SELECT a.rolname, format('The agent role %s is a member of %s, which %s.', a.rolname, b.rolname,
+                           CASE b.rolname
+                             WHEN 'pg_read_all_data' THEN 'reads every table without row level security (tenantfence.keys included) and any table without a grant'
+                             WHEN 'pg_write_all_data' THEN 'writes every table without row level security (tenantfence.keys included) and any table without a grant'
+                             WHEN 'pg_signal_backend' THEN 'cancels and terminates other tenants'' sessions'
+                             WHEN 'pg_maintain' THEN 'runs VACUUM, ANALYZE, CLUSTER, REINDEX, REFRESH and LOCK on every table'
+                             ELSE 'reads or writes the server''s files or runs programs on it' END),
+         (SELECT string_agg(DISTINCT p.revoke, E'\n' ORDER BY p.revoke) FROM fenced_paths p WHERE p.member = a.oid AND p.target = b.oid),
          'member:' || b.rolname
     FROM agent a
     JOIN pg_roles b ON b.rolname IN ('pg_read_all_data', 'pg_write_all_data', 'pg_read_server_files',

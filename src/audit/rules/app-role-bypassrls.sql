@@ -6,9 +6,7 @@ SELECT f.rolname AS object,
             ELSE format('The %s role %s can SET ROLE to %s, which has BYPASSRLS: no policy applies to it then.', f.which, f.rolname, b.rolname)
        END AS detail,
        CASE WHEN f.rolbypassrls THEN format('ALTER ROLE %I NOBYPASSRLS;', f.rolname)
-            ELSE (SELECT string_agg(format('REVOKE %I FROM %I;', g.rolname, f.rolname), E'\n' ORDER BY g.rolname)
-                    FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                   WHERE m.member = f.oid AND pg_has_role(g.oid, b.oid, 'MEMBER'))
+            ELSE (SELECT string_agg(DISTINCT p.revoke, E'\n' ORDER BY p.revoke) FROM fenced_paths p WHERE p.member = f.oid AND p.target = b.oid)
        END AS remediation,
        coalesce(b.rolname::text, '') AS key
   FROM fenced f

@@ -1,10 +1,11 @@
 -- A table's owner can ALTER TABLE ... DISABLE ROW LEVEL SECURITY or NO FORCE, drop the policy, or
--- read around it before FORCE; so can every member of the owning role. The fenced roles must own
--- no tenant table, directly or through a role they can become.
+-- read around it before FORCE; so can every member of the owning role (a member can SET ROLE to it,
+-- or, on PostgreSQL 16+ with SET FALSE but ADMIN, grant itself that: what CREATEROLE gives a role
+-- over the roles it creates). The fenced roles must own no tenant table, directly or as a member.
 SELECT t.object,
        format('%s is owned by %s, which the %s role %s %s: the owner can switch the table''s policies off.',
               t.object, t.owner, f.which, f.rolname,
-              CASE WHEN t.relowner = f.oid THEN 'is' ELSE 'can SET ROLE to' END) AS detail,
+              CASE WHEN t.relowner = f.oid THEN 'is' ELSE 'is a member of' END) AS detail,
        format(E'ALTER TABLE %s OWNER TO CURRENT_USER; -- or to a dedicated NOLOGIN migration role', t.sql_name) AS remediation,
        f.which AS key
   FROM tenant_tables t

@@ -6,9 +6,7 @@ SELECT f.rolname AS object,
             ELSE format('The %s role %s can SET ROLE to superuser %s, and row level security never applies to a superuser.', f.which, f.rolname, s.rolname)
        END AS detail,
        CASE WHEN f.rolsuper THEN format('ALTER ROLE %I NOSUPERUSER;', f.rolname)
-            ELSE (SELECT string_agg(format('REVOKE %I FROM %I;', g.rolname, f.rolname), E'\n' ORDER BY g.rolname)
-                    FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                   WHERE m.member = f.oid AND pg_has_role(g.oid, s.oid, 'MEMBER'))
+            ELSE (SELECT string_agg(DISTINCT p.revoke, E'\n' ORDER BY p.revoke) FROM fenced_paths p WHERE p.member = f.oid AND p.target = s.oid)
        END AS remediation,
        coalesce(s.rolname::text, '') AS key
   FROM fenced f

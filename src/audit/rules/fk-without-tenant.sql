@@ -3,8 +3,11 @@
 SELECT t.object,
        format('Foreign key %s from %s to %s does not match %s to %s, so a row can reference another tenant''s row and the key check reveals which exist.',
               con.conname, t.object, r.object, t.tenant_sql, r.tenant_sql) AS detail,
-       format(E'-- needs a unique key on %6$s (%7$s, %8$s)\nALTER TABLE %1$s DROP CONSTRAINT %2$I, ADD CONSTRAINT %2$I FOREIGN KEY (%3$s, %4$s) REFERENCES %5$s (%7$s, %8$s)%9$s;',
-              t.sql_name, con.conname, t.tenant_sql, k.cols, r.sql_name, r.object, r.tenant_sql, k.refcols,
+       format(E'-- needs a unique key on %6$s\nALTER TABLE %1$s DROP CONSTRAINT %2$I, ADD CONSTRAINT %2$I FOREIGN KEY (%3$s, %4$s) REFERENCES %5$s (%7$s, %8$s)%9$s;',
+              t.sql_name, con.conname, t.tenant_sql, k.cols, r.sql_name,
+              -- in the comment line: control characters out, or a newline in a name ends it
+              regexp_replace(format('%s (%s, %s)', r.sql_name, r.tenant_sql, k.refcols), '[[:cntrl:]]', '?', 'g'),
+              r.tenant_sql, k.refcols,
               CASE con.confdeltype WHEN 'c' THEN ' ON DELETE CASCADE' WHEN 'r' THEN ' ON DELETE RESTRICT' WHEN 'n' THEN ' ON DELETE SET NULL' WHEN 'd' THEN ' ON DELETE SET DEFAULT' ELSE '' END
               || CASE con.confupdtype WHEN 'c' THEN ' ON UPDATE CASCADE' WHEN 'r' THEN ' ON UPDATE RESTRICT' WHEN 'n' THEN ' ON UPDATE SET NULL' WHEN 'd' THEN ' ON UPDATE SET DEFAULT' ELSE '' END) AS remediation,
        con.conname::text AS key

@@ -1,7 +1,8 @@
 -- The check Postgres applies to new and updated rows is WITH CHECK, or USING when a FOR ALL or
 -- FOR UPDATE policy has no WITH CHECK (an INSERT policy without one admits nothing). If that check
 -- does not pin the tenant column to the current tenant, a tenant can write rows into another
--- tenant's space. Constant checks and setting bypasses have their own, more precise rules.
+-- tenant's space. Constant checks, setting bypasses and checks that read a setting have their
+-- own, more precise rules (the prelude's verdict gives each expression to one rule).
 WITH effective AS (
   SELECT DISTINCT ON (e.table_oid, e.policy) e.*
     FROM policy_exprs e
@@ -17,4 +18,4 @@ SELECT e.object,
        format(E'DROP POLICY %I ON %s;\n%s', e.policy, e.sql_name, e.fence_policy) AS remediation,
        e.policy AS key
   FROM effective e
- WHERE e.pin_any IS NULL AND NOT e.constant AND NOT e.bypass
+ WHERE e.verdict = 'unpinned'

@@ -9,10 +9,10 @@ WITH reach AS (
 )
 SELECT r.rolname AS object,
        format('The %s role %s is a member of %s, so it can read other sessions'' queries and statistics (other tenants'' values included).',
-              r.which, r.rolname, string_agg(r.builtin_name, ', ' ORDER BY r.builtin_name)) AS detail,
-       (SELECT string_agg(format('REVOKE %I FROM %I;', g.rolname, r.rolname), E'\n' ORDER BY g.rolname)
-          FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-         WHERE m.member = r.oid AND EXISTS (SELECT 1 FROM reach x WHERE x.oid = r.oid AND pg_has_role(g.oid, x.builtin, 'MEMBER'))) AS remediation,
+              r.which, r.rolname, string_agg(r.builtin_name, ', ' ORDER BY r.builtin_name COLLATE "C")) AS detail,
+       (SELECT string_agg(DISTINCT p.revoke, E'\n' ORDER BY p.revoke)
+          FROM fenced_paths p JOIN reach x ON x.oid = p.member AND x.builtin = p.target
+         WHERE p.member = r.oid) AS remediation,
        '' AS key
   FROM reach r
  GROUP BY r.oid, r.rolname, r.which

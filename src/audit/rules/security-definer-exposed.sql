@@ -1,6 +1,7 @@
 -- A SECURITY DEFINER function runs as its owner, usually a role that row level security does not
--- bind; if the app or agent may call it, it is a door around the fence. tenantfence's own verifier
--- (tenantfence.current_tenant(), owned by tenantfence_owner) is meant to be called and is exempt.
+-- bind; if the app or agent may call it, it is a door around the fence. tenantfence's own functions
+-- (every one in schema tenantfence owned by tenantfence_owner: current_tenant(), audit_append()) are
+-- meant to be called and are exempt; only tenantfence_owner can create functions in that schema.
 -- Trigger functions cannot be called directly (see trigger-security-definer-on-tenant-table), and
 -- extension members belong to their extension.
 SELECT format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) AS object,
@@ -8,9 +9,12 @@ SELECT format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_argume
               n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), pg_get_userbyid(p.proowner),
               coalesce((SELECT string_agg(f.rolname, ' and ' ORDER BY f.which) FROM fenced f WHERE has_function_privilege(f.oid, p.oid, 'EXECUTE')), 'PUBLIC'),
               pg_get_userbyid(p.proowner)) AS detail,
-       format(E'REVOKE EXECUTE ON FUNCTION %I.%I(%s) FROM %s;\n-- or make it SECURITY INVOKER: ALTER FUNCTION %1$I.%2$I(%3$s) SECURITY INVOKER;',
+       format(E'REVOKE EXECUTE ON FUNCTION %I.%I(%s) FROM %s;\n-- or make it SECURITY INVOKER: %s',
               n.nspname, p.proname, pg_get_function_identity_arguments(p.oid),
-              array_to_string(ARRAY['PUBLIC'] || ARRAY(SELECT quote_ident(f.rolname) FROM fenced f ORDER BY f.which), ', ')) AS remediation,
+              array_to_string(ARRAY['PUBLIC'] || ARRAY(SELECT quote_ident(f.rolname) FROM fenced f ORDER BY f.which), ', '),
+              -- a comment line: argument names are identifiers and may hold a newline
+              regexp_replace(format('ALTER FUNCTION %I.%I(%s) SECURITY INVOKER;', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+                             '[[:cntrl:]]', '?', 'g')) AS remediation,
        '' AS key
   FROM pg_proc p
   JOIN user_schemas n ON n.oid = p.pronamespace

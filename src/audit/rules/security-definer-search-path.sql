@@ -16,7 +16,7 @@ checked AS (
          -- schemas on the path where a fenced role (or PUBLIC, through them) can create objects
          ARRAY(SELECT e FROM unnest(s.elements) AS e JOIN pg_namespace ns ON ns.nspname = e
                 WHERE EXISTS (SELECT 1 FROM fenced f WHERE NOT f.rolsuper AND has_schema_privilege(f.oid, ns.oid, 'CREATE'))
-                ORDER BY e) AS writable
+                ORDER BY e COLLATE "C") AS writable
     FROM defs d
    CROSS JOIN LATERAL (
      SELECT ARRAY(SELECT btrim(btrim(x), '"') FROM unnest(string_to_array(d.path, ',')) AS x WHERE btrim(x) <> '') AS elements

@@ -11,8 +11,10 @@ import { readBaseline, writeBaseline } from '../../audit/baseline.ts';
 import { formatText, summaryLine } from '../../audit/format/text.ts';
 import { formatSarif } from '../../audit/format/sarif.ts';
 import { formatHtml } from '../../audit/format/html.ts';
+import { visible } from '../../audit/format/visible.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE } from '../../sql/roles.ts';
 import type { Queryable } from '../../sql/queryable.ts';
+import { VERSION } from '../../version.ts';
 
 export const AUDIT_FORMATS = ['text', 'json', 'sarif', 'html'] as const;
 export type AuditFormat = (typeof AUDIT_FORMATS)[number];
@@ -51,8 +53,6 @@ export interface AuditCommandResult {
   readonly suppressed: number;
 }
 
-const VERSION = '0.1.0';
-
 export async function audit(options: AuditCommandOptions): Promise<AuditCommandResult> {
   const format = options.format ?? 'text';
   const failOn = options.failOn ?? 'error';
@@ -85,7 +85,7 @@ export async function audit(options: AuditCommandOptions): Promise<AuditCommandR
     : format === 'html' ? formatHtml({ database: options.databaseName ?? 'database', findings, suppressed, tables: report.tables, notes: report.notes })
     : formatText(summary, Boolean(options.color) && !options.output);
 
-  let stderr = format === 'text' ? '' : report.notes.map((n) => `note: ${n}\n`).join('');
+  let stderr = format === 'text' ? '' : report.notes.map((n) => `note: ${visible(n)}\n`).join('');
   if (options.output) {
     try {
       writeFileSync(options.output, rendered);

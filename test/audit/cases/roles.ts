@@ -1,6 +1,6 @@
 /** Cases for the role, privilege, view and function rules. */
 import { ident } from '../../../src/sql/quote.ts';
-import { protectTables, tenantTable, type RuleCase } from '../support.ts';
+import { protectTables, serverVersion, tenantTable, type RuleCase } from '../support.ts';
 import type { TestDatabase } from '../../support/db.ts';
 
 async function orders(db: TestDatabase): Promise<void> {
@@ -64,6 +64,26 @@ export const roleCases: RuleCase[] = [
     also: ['rls-not-forced'],
   },
   {
+    rule: 'view-bypasses-rls',
+    name: "a view owned by a role whose own policy shows every tenant (reporting_all ... USING (true))",
+    setup: async (db) => {
+      await orders(db);
+      const reporting = ident(db.role('reporting'));
+      await db.admin.query(`CREATE ROLE ${reporting} NOLOGIN; GRANT SELECT ON orders TO ${reporting};
+        CREATE POLICY reporting_all ON orders FOR SELECT TO ${reporting} USING (true);
+        CREATE SCHEMA rpt; CREATE VIEW rpt.all_orders AS SELECT * FROM public.orders;
+        ALTER VIEW rpt.all_orders OWNER TO ${reporting};
+        GRANT USAGE ON SCHEMA rpt TO ${ident(db.roles.agent)}; GRANT SELECT ON rpt.all_orders TO ${ident(db.roles.agent)};
+        -- security_invoker is a boolean: 'yes' is true, so this one runs as its caller and is fine
+        CREATE VIEW rpt.own_orders WITH (security_invoker = 'yes') AS SELECT * FROM public.orders;
+        GRANT SELECT ON rpt.own_orders TO ${ident(db.roles.agent)};
+        -- ... and 'off' is false: a superuser-owned view that returns every tenant
+        CREATE VIEW rpt.every_order WITH (security_invoker = 'off') AS SELECT * FROM public.orders;
+        GRANT SELECT ON rpt.every_order TO ${ident(db.roles.agent)}`);
+    },
+    objects: () => ['rpt.all_orders', 'rpt.every_order'],
+  },
+  {
     rule: 'matview-over-tenant-table',
     name: 'a materialized view the app can read',
     setup: async (db) => {
@@ -120,6 +140,56 @@ export const roleCases: RuleCase[] = [
       await db.admin.query(`DO $$ BEGIN EXECUTE format('ALTER LARGE OBJECT %s OWNER TO %I', lo_create(0), ${"'" + db.roles.agent + "'"}); END $$`);
     },
     objects: (db) => [db.roles.agent, db.roles.agent],
+    also: ['signing-key-exposed'], // the membership, and the key it exposes
+  },
+  {
+    rule: 'agent-role-dangerous-privilege',
+    name: "TRUNCATE on tenantfence's own audit_log (outside --schema)",
+    setup: (db) => db.admin.query(`GRANT TRUNCATE ON tenantfence.audit_log TO ${ident(db.roles.agent)}`).then(() => undefined),
+    objects: () => ['tenantfence.audit_log'],
+  },
+  {
+    rule: 'app-role-createrole',
+    name: 'the app role has CREATEROLE (reported before PostgreSQL 16)',
+    setup: (db) => db.admin.query(`ALTER ROLE ${ident(db.roles.app)} CREATEROLE`).then(() => undefined),
+    objects: async (db) => ((await serverVersion(db)) < 160000 ? [db.roles.app] : []),
+  },
+  {
+    rule: 'app-role-createrole',
+    name: 'the agent role can SET ROLE to a CREATEROLE role (reported before PostgreSQL 16)',
+    setup: async (db) => {
+      const admin = ident(db.role('tf_roles'));
+      await db.admin.query(`CREATE ROLE ${admin} NOLOGIN CREATEROLE; GRANT ${admin} TO ${ident(db.roles.agent)}`);
+    },
+    objects: async (db) => ((await serverVersion(db)) < 160000 ? [db.roles.agent] : []),
+  },
+  {
+    rule: 'app-role-owns-table',
+    name: 'an owner role the app created with CREATEROLE (a membership from PostgreSQL 16)',
+    setup: async (db) => {
+      await orders(db);
+      const made = ident(db.role('tf_made'));
+      await db.admin.query(`ALTER ROLE ${ident(db.roles.app)} CREATEROLE; SET ROLE ${ident(db.roles.app)};
+        CREATE ROLE ${made} NOLOGIN; RESET ROLE; ALTER TABLE orders OWNER TO ${made}`);
+    },
+    objects: async (db) => ((await serverVersion(db)) >= 160000 ? ['public.orders'] : []),
+    also: ['app-role-createrole'],
+  },
+  {
+    rule: 'signing-key-exposed',
+    name: 'the app role in pg_read_all_data and pg_write_all_data',
+    setup: (db) => db.admin.query(`GRANT pg_read_all_data, pg_write_all_data TO ${ident(db.roles.app)}`).then(() => undefined),
+    objects: (db) => [db.roles.app],
+  },
+  {
+    rule: 'signing-key-exposed',
+    name: 'SELECT on tenantfence.keys granted to PUBLIC, and INSERT to a role the app belongs to',
+    setup: async (db) => {
+      const group = ident(db.role('tf_keys'));
+      await db.admin.query(`GRANT SELECT ON tenantfence.keys TO PUBLIC; CREATE ROLE ${group} NOLOGIN;
+        GRANT INSERT ON tenantfence.keys TO ${group}; GRANT ${group} TO ${ident(db.roles.app)}`);
+    },
+    objects: (db) => [db.roles.agent, db.roles.app],
   },
   {
     rule: 'role-can-read-other-sessions',

@@ -68,6 +68,16 @@ export const tableCases: RuleCase[] = [
     also: ['sequence-shared-across-tenants'],
   },
   {
+    rule: 'global-unique-on-tenant-table',
+    name: 'an exclusion constraint without the tenant column WITH =',
+    setup: async (db) => {
+      // btree exclusion (WITH = only) needs no extension; a gist one would need btree_gist for uuid
+      await tenantTable(db, 'bookings', 'room int NOT NULL, CONSTRAINT one_per_room EXCLUDE USING btree (room WITH =)');
+      await protectTables(db, 'bookings');
+    },
+    objects: () => ['public.bookings'],
+  },
+  {
     rule: 'fk-without-tenant',
     name: 'child references parent (id) only',
     setup: async (db) => {
@@ -95,6 +105,17 @@ export const tableCases: RuleCase[] = [
       await protectTables(db, 'orders');
     },
     objects: () => ['public.orders'],
+  },
+  {
+    rule: 'sequence-shared-across-tenants',
+    name: "DEFAULT nextval('order_no') on a sequence the column does not own",
+    setup: async (db) => {
+      await db.admin.query('CREATE SEQUENCE order_no');
+      await tenantTable(db, 'orders', "no bigint NOT NULL DEFAULT nextval('order_no')");
+      await tenantTable(db, 'invoices', "no bigint NOT NULL DEFAULT nextval('order_no')");
+      await protectTables(db, 'orders', 'invoices');
+    },
+    objects: () => ['public.invoices', 'public.orders'],
   },
   {
     rule: 'app-role-owns-table',
