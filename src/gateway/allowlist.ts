@@ -113,6 +113,28 @@ export const DEFAULT_ALLOWED_FUNCTIONS: readonly string[] = Object.freeze(
 export const REFUSED_SCHEMAS: readonly string[] = Object.freeze(['information_schema', 'tenantfence']);
 
 /**
+ * System columns, refused wherever a name can select a column: `c.xmin`, `(c).xmin`,
+ * `(c.*).ctid`, and the functional notation `xmin(c)`. ctid, xmin, xmax, cmin and cmax number
+ * rows and transactions across the whole table, so the gaps between one tenant's values count
+ * the other tenants' rows and writes. tableoid leaks nothing of that kind; it is refused too so
+ * that one rule covers every system column (the agent has no use for it).
+ */
+export const SYSTEM_COLUMNS: ReadonlySet<string> = new Set(['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid']);
+
+/**
+ * Built-in types refused in casts and column definitions (`'3'::xid`, `CAST(x AS tid)`), and
+ * their array types (`_xid`). Transaction and tuple ids: `age('3'::xid)` reads the cluster-wide
+ * transaction counter, which counts every tenant's writes. The catalog-lookup types resolve names
+ * of relations, functions, roles and schemas (`'pg_authid'::regclass`): the catalogs are off
+ * limits, and a failed lookup tells which names exist. regtype, regconfig and regdictionary stay:
+ * types are public, and text search needs `'english'::regconfig`.
+ */
+export const REFUSED_TYPES: ReadonlySet<string> = new Set(
+  ['xid', 'xid8', 'cid', 'tid', 'regclass', 'regcollation', 'regnamespace', 'regoper', 'regoperator', 'regproc', 'regprocedure', 'regrole']
+    .flatMap((t) => [t, `_${t}`]),
+);
+
+/**
  * EXPLAIN options `checkExplain` accepts. ANALYZE runs the statement; BUFFERS, WAL, TIMING,
  * SETTINGS, SUMMARY, MEMORY, SERIALIZE and GENERIC_PLAN are refused with it, as they only add
  * run-time or server details.

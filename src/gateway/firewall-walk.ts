@@ -7,7 +7,7 @@
  * refused. The walk also collects what the fingerprint hashes.
  */
 import { createHash } from 'node:crypto';
-import { REFUSED_SCHEMAS } from './allowlist.ts';
+import { REFUSED_SCHEMAS, REFUSED_TYPES, SYSTEM_COLUMNS } from './allowlist.ts';
 import type { FirewallReason } from './firewall.ts';
 import { ALLOWED_NODES, STATEMENT_NODES, STRUCT_FIELDS, refusedLabel } from './firewall-nodes.ts';
 
@@ -35,7 +35,6 @@ export interface WalkResult {
 
 const KINDS = { SelectStmt: 'select', InsertStmt: 'insert', UpdateStmt: 'update', DeleteStmt: 'delete' } as const;
 const NO_CTES: readonly string[] = [];
-const SYSTEM_COLUMNS: ReadonlySet<string> = new Set(['ctid', 'xmin', 'xmax', 'cmin', 'cmax']);
 
 /** Walks one top-level statement; throws a `Refusal` at the first thing it refuses. */
 export function walkStatement(type: string, body: unknown, settings: WalkSettings): WalkResult {
@@ -168,6 +167,9 @@ class Walker {
       case 'ColumnRef':
         this.column(body.fields);
         break;
+      case 'A_Indirection':
+        this.fieldSelection(body.indirection);
+        break;
       case 'ParamRef':
         if (typeof body.number === 'number' && body.number > this.paramCount) this.paramCount = body.number;
         break;
@@ -212,17 +214,15 @@ class Walker {
     }
   }
 
-  /**
-   * System columns number rows and transactions across the whole table: the gaps between one
-   * tenant's `ctid`s or `xmin`s count the other tenants' rows and writes. Postgres forbids user
-   * columns with these names, so the check cannot hit a real column.
-   */
+  /** `t.xmin`: the last name of a column reference is the column (earlier ones name the table). */
   private column(fields: unknown): void {
     if (!Array.isArray(fields) || fields.length === 0) unsupported('a column reference');
-    const last = ((fields[fields.length - 1] as Json).String as Json | undefined)?.sval;
-    if (typeof last === 'string' && SYSTEM_COLUMNS.has(last)) {
-      throw new Refusal('other', `The system column ${last} is refused because it reveals other tenants' rows and writes: select your table's own columns.`);
-    }
+    systemColumn(((fields[fields.length - 1] as Json).String as Json | undefined)?.sval);
+  }
+
+  /** `(t).xmin`, `(t.*).ctid`: a field selected from a whole-row value is a column too. */
+  private fieldSelection(indirection: unknown): void {
+    for (const item of Array.isArray(indirection) ? indirection : []) systemColumn(((item as Json).String as Json | undefined)?.sval);
   }
 
   private func(funcname: unknown): void {
@@ -231,6 +231,7 @@ class Walker {
     if (name === undefined) {
       throw new Refusal('function', `${parts.join('.')}() is refused: schema-qualified functions are not allowed; remove it, tenant filtering is automatic.`);
     }
+    systemColumn(name); // `xmin(t)` is Postgres's functional notation for `t.xmin`
     if (!this.settings.functions.has(name)) {
       throw new Refusal('function', `Functions outside the allowlist are refused: remove ${name}() (common string, math, date/time, aggregate, window, JSON, array and text-search functions are allowed); tenant filtering is automatic.`);
     }
@@ -251,6 +252,10 @@ class Walker {
     if (schema !== undefined && schema !== 'pg_catalog' && isRefusedSchema(schema)) {
       throw new Refusal('other', `Types from schema ${schema} are refused: use built-in types or your own tables' types.`);
     }
+    const type = parts[parts.length - 1]!;
+    if ((schema === undefined || schema === 'pg_catalog') && REFUSED_TYPES.has(type)) {
+      throw new Refusal('other', `The type ${type} is refused because transaction ids, tuple ids and catalog lookups reveal other tenants' activity or the catalogs: cast to text, numeric or your own types instead.`);
+    }
   }
 
   private sampleMethod(list: unknown): void {
@@ -259,6 +264,12 @@ class Walker {
     if (parts.length > 2 || (method !== 'system' && method !== 'bernoulli')) {
       throw new Refusal('function', `TABLESAMPLE ${parts.join('.')} is refused: use TABLESAMPLE SYSTEM or BERNOULLI.`);
     }
+  }
+}
+
+function systemColumn(name: unknown): void {
+  if (typeof name === 'string' && SYSTEM_COLUMNS.has(name)) {
+    throw new Refusal('other', `The system column ${name} is refused because system columns number rows and transactions across every tenant: select your table's own columns.`);
   }
 }
 

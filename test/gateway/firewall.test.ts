@@ -62,7 +62,6 @@ const READS: Array<[string, string]> = [
   ['comments around a SELECT', '-- top customers\n/* by revenue */ SELECT 1 -- done'],
   ['trailing semicolons', 'SELECT 1;;'],
   ['SQL value functions', 'SELECT current_date, current_timestamp, localtime, current_user'],
-  ['tableoid (not a counting system column)', 'SELECT tableoid::regclass, id FROM orders'],
   ['named arguments', "SELECT make_interval(days => 3), jsonb_set('{}', '{a}', '1', create_if_missing => true)"],
 ];
 

@@ -86,6 +86,15 @@ test('a failed write leaves nothing behind', async () => {
   assert.ok((await rowsOf(s.db, TENANT_A)).every((row) => row.transcript !== 'x'));
 });
 
+test('RETURNING a field selection of a system column is refused before the UPDATE runs', async () => {
+  const aBefore = await rowsOf(s.db, TENANT_A);
+  const r = await query(`UPDATE conversations c SET transcript = 'y' WHERE id = $1::bigint RETURNING (c).xmin, (c).ctid`, [aBefore[0]!.id]);
+  assert.equal(r.status, 422);
+  assert.equal(r.body.error.code, 'TF_SQL_REJECTED');
+  assert.deepEqual(await rowsOf(s.db, TENANT_A), aBefore, 'nothing ran');
+  await assertBUntouched();
+});
+
 test('multiple statements stay refused in write mode', async () => {
   const r = await query(`UPDATE conversations SET transcript = 'a'; DELETE FROM conversations`);
   assert.equal(r.status, 422);

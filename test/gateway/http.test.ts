@@ -99,6 +99,30 @@ test('refused statements: 422 TF_SQL_REJECTED, nothing runs, B unchanged', async
   assert.equal((await rowsOf(s.db, TENANT_A)).length, 3);
 });
 
+test('system columns and transaction ids are refused in every spelling, and each refusal is audited', async () => {
+  const attacks = [
+    'SELECT (c).xmin AS x, (c).ctid AS t, (c).cmax AS m FROM conversations c',
+    'SELECT (c.*).xmin FROM conversations c',
+    "SELECT age('3'::xid)",
+    'SELECT xmin(c) FROM conversations c',
+  ];
+  for (const sql of attacks) {
+    const r = await query({ sql });
+    assert.equal(r.status, 422, sql);
+    assert.equal(r.body.error.reason, 'other');
+    assert.ok(!JSON.stringify(r.body).match(/\(\d+,\d+\)|"x"|"m"/), 'no tuple position or transaction id in the reply');
+  }
+  const records = await auditRows(s.db);
+  for (const sql of attacks) assert.equal(records.find((row) => row.statement === sql)?.verdict, 'rejected', sql);
+  // What stays allowed holds no system column: Postgres leaves them out of whole-row values.
+  const whole = await query({ sql: 'SELECT row_to_json(c) AS j, to_jsonb(c) AS b FROM conversations c LIMIT 1' });
+  assert.equal(whole.status, 200);
+  const keys = ['agent_id', 'created_at', 'id', 'tenant_id', 'transcript'];
+  assert.deepEqual(Object.keys(whole.body.rows[0].j).sort(), keys);
+  assert.deepEqual(Object.keys(whole.body.rows[0].b).sort(), keys);
+  await assertBUntouched();
+});
+
 test('credentials: missing, malformed, wrong key, expired, no exp, no tenant → 401, nothing runs', async () => {
   const before = (await auditRows(s.db)).length;
   const cases = [
