@@ -18,6 +18,7 @@ import pg from 'pg';
 import { CONTEXT_SETTING, signContext, type SigningKey } from '../context/token.ts';
 import { assertTenantId } from '../context/tenant-id.ts';
 import { CappedQuery, type CappedResult } from './capped-query.ts';
+import { loadServerProfile, type ServerProfile } from './server-profile.ts';
 import { typeNames, valueTypes } from './types.ts';
 
 export type ExecutorMode = 'read' | 'write';
@@ -83,8 +84,16 @@ export interface ExecuteResult {
 const CLEAR = `SELECT pg_advisory_unlock_all(), set_config('${CONTEXT_SETTING}', '', false)`;
 const ROLLBACK = `ROLLBACK; DEALLOCATE ALL; ${CLEAR}`;
 const COMMIT = `COMMIT; CLOSE ALL; DEALLOCATE ALL; UNLISTEN *; DISCARD SEQUENCES; RESET ALL; ${CLEAR}`;
+/**
+ * The transaction's settings, before the statement is parsed (it is a later message, so it is
+ * parsed after these have run). standard_conforming_strings is forced on because the firewall's
+ * parser assumes it: with it off (a role or database default) `'\' AS a, ' , pg_sleep(2) --'`
+ * is two literals to the firewall and a pg_sleep call to the server. search_path: see
+ * server-profile.ts.
+ */
 const SETUP = `SELECT set_config('${CONTEXT_SETTING}', $1, true), set_config('statement_timeout', $2, true),
-  set_config('lock_timeout', $3, true), set_config('idle_in_transaction_session_timeout', $4, true)`;
+  set_config('lock_timeout', $3, true), set_config('idle_in_transaction_session_timeout', $4, true),
+  set_config('search_path', $5, true), set_config('standard_conforming_strings', 'on', true)`;
 
 /** The statement failed; `cause` is the driver's error (with its SQLSTATE in `code`). */
 export class StatementError extends Error {
@@ -100,6 +109,7 @@ export class StatementError extends Error {
 export class Executor {
   readonly #o: ExecutorOptions;
   #names: Map<number, string> | undefined;
+  #profile: ServerProfile | undefined;
 
   constructor(options: ExecutorOptions) {
     this.#o = Object.freeze({ ...options });
@@ -109,9 +119,20 @@ export class Executor {
     return this.#o.mode;
   }
 
-  /** Loads type names once (pg_type is readable by every role), so columns carry `uuid`, `text`. */
+  /**
+   * Loads, once, the type names (pg_type is readable by every role, so columns carry `uuid`,
+   * `text`) and the server profile (version, pg_catalog functions, the pinned search_path).
+   */
   async start(): Promise<void> {
-    this.#names ??= await typeNames(this.#o.pool);
+    if (this.#names && this.#profile) return;
+    const [names, profile] = await Promise.all([typeNames(this.#o.pool), loadServerProfile(this.#o.pool)]);
+    this.#names = names;
+    this.#profile = profile;
+  }
+
+  /** What `start()` learned about the server; the firewall needs it. Undefined before start. */
+  get profile(): ServerProfile | undefined {
+    return this.#profile;
   }
 
   async execute(request: ExecuteRequest): Promise<ExecuteResult> {
@@ -131,7 +152,7 @@ export class Executor {
         () => client.query(readOnly ? 'BEGIN READ ONLY' : 'BEGIN'),
         () => client.query({
           text: SETUP,
-          values: [token, `${o.statementTimeoutMs}`, `${o.lockTimeoutMs}`, `${o.idleInTransactionTimeoutMs}`],
+          values: [token, `${o.statementTimeoutMs}`, `${o.lockTimeoutMs}`, `${o.idleInTransactionTimeoutMs}`, this.#profile!.searchPath],
           queryMode: 'extended',
         } as pg.QueryConfig),
         () => (client.query(capped as unknown as pg.QueryConfig), capped.done),

@@ -43,7 +43,7 @@ export class GatewayService {
   readonly #limiter: TenantLimiter;
   readonly #pool: pg.Pool;
   readonly #owned: pg.Pool[] = [];
-  readonly #firewall: FirewallOptions;
+  #firewall: FirewallOptions;
   #started: Promise<void> | undefined;
   #schema: { at: number; value: Promise<SchemaDescription> } | undefined;
 
@@ -77,9 +77,14 @@ export class GatewayService {
     this.#firewall = { mode: o.mode, maxBytes: o.maxStatementBytes };
   }
 
-  /** Loads the firewall's parser and the type names; call it before listening to fail fast. */
+  /**
+   * Loads the firewall's parser, the type names and the server profile (the firewall then allows
+   * only what this server's pg_catalog has); call it before listening to fail fast.
+   */
   start(): Promise<void> {
-    this.#started ??= Promise.all([loadFirewall(), this.#executor.start()]).then(() => undefined);
+    this.#started ??= Promise.all([loadFirewall(), this.#executor.start()]).then(() => {
+      this.#firewall = { ...this.#firewall, server: this.#executor.profile! };
+    });
     this.#started.catch(() => (this.#started = undefined));
     return this.#started;
   }
