@@ -128,7 +128,7 @@ test('session state left by one request does not reach the next', async () => {
   await ex.execute({
     tenant: TENANT_A,
     sql: `SELECT set_config('tenantfence.context', current_setting('tenantfence.context'), false), set_config('search_path', 'pg_catalog', false),
-                 set_config('statement_timeout', '0', false), pg_advisory_lock(42)`,
+                 set_config('statement_timeout', '0', false), pg_advisory_lock(42), set_config('role', current_user, false)`,
     params: [],
   });
   await ex.execute({ tenant: TENANT_A, sql: 'DECLARE held CURSOR WITH HOLD FOR SELECT * FROM conversations', params: [] });
@@ -136,8 +136,9 @@ test('session state left by one request does not reach the next', async () => {
   try {
     const { rows } = await client.query(`SELECT current_setting('tenantfence.context', true) AS ctx, current_setting('search_path') AS path,
       current_setting('statement_timeout') AS st, (SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS locks,
-      (SELECT count(*)::int FROM pg_cursors) AS cursors, (SELECT count(*)::int FROM conversations) AS visible`);
-    assert.deepEqual(rows[0], { ctx: '', path: '"$user", public', st: '0', locks: 0, cursors: 0, visible: 0 });
+      (SELECT count(*)::int FROM pg_cursors) AS cursors, (SELECT count(*)::int FROM conversations) AS visible,
+      current_setting('role') AS role, session_user = current_user AS same`);
+    assert.deepEqual(rows[0], { ctx: '', path: '"$user", public', st: '0', locks: 0, cursors: 0, visible: 0, role: 'none', same: true });
   } finally {
     client.release();
   }

@@ -207,6 +207,29 @@ test('GET /v1/schema lists what the agent may query and says tenant filtering is
   ]);
 });
 
+test('no free connection in time: 503 after connectTimeoutMs, with its record; the pool recovers', async () => {
+  const pool = s.agentPool({ max: 1 });
+  const busy = createGateway({ pool, auditPool: s.agentPool(), key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, connectTimeoutMs: 200 });
+  try {
+    await busy.service.start();
+    const held = await pool.connect();
+    const started = Date.now();
+    const res = await busy.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${tokenA}` }, body: JSON.stringify({ sql: 'SELECT 1 AS one' }) });
+    const body = (await res.json()) as any;
+    assert.equal(res.status, 503);
+    assert.equal(body.error.code, 'TF_DATABASE');
+    assert.match(body.error.message, /No database connection became free within 200 ms/);
+    assert.ok(Date.now() - started < 2000);
+    const record = (await auditRows(s.db)).find((r) => r.statement === 'SELECT 1 AS one' && r.verdict === 'error');
+    assert.equal(record?.error_code, 'TF_DATABASE');
+    held.release();
+    const again = await busy.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${tokenA}` }, body: JSON.stringify({ sql: 'SELECT 2 AS two' }) });
+    assert.equal(again.status, 200);
+  } finally {
+    await busy.close();
+  }
+});
+
 test('healthz and metrics', async () => {
   const h = await app.request('/healthz');
   assert.equal(h.status, 200);
