@@ -104,11 +104,14 @@ export class GatewayService {
     }
   }
 
+  /** What the agent may query; a `TF_CONNECTION` error when the database cannot be reached. */
   schema(): Promise<SchemaDescription> {
     const now = Date.now();
     if (!this.#schema || now - this.#schema.at > SCHEMA_TTL_MS) {
-      const value = describeSchema(this.#pool, this.options.mode === 'write');
-      value.catch(() => (this.#schema = undefined));
+      const value = describeSchema(this.#pool, this.options.mode === 'write').catch((error: unknown) => {
+        this.#schema = undefined;
+        throw new TenantfenceError(ErrorCodes.CONNECTION, 'The gateway cannot reach the database as the agent role right now; retry shortly.', { cause: error });
+      });
       this.#schema = { at: now, value };
     }
     return this.#schema.value;

@@ -230,6 +230,20 @@ test('no free connection in time: 503 after connectTimeoutMs, with its record; t
   }
 });
 
+test('the database down: /v1/schema and /healthz answer 503, not 500', async () => {
+  const down = createGateway({ agentDatabaseUrl: 'postgres://nobody@127.0.0.1:1/none', key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, connectTimeoutMs: 500 });
+  try {
+    const schema = await down.request('/v1/schema', { headers: { Authorization: `Bearer ${tokenA}` } });
+    assert.equal(schema.status, 503);
+    assert.equal(((await schema.json()) as any).error.code, 'TF_CONNECTION');
+    assert.equal((await down.request('/healthz')).status, 503);
+    const q = await down.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${tokenA}` }, body: JSON.stringify({ sql: 'SELECT 1' }) });
+    assert.equal(q.status, 503);
+  } finally {
+    await down.close();
+  }
+});
+
 test('healthz and metrics', async () => {
   const h = await app.request('/healthz');
   assert.equal(h.status, 200);
