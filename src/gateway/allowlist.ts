@@ -13,16 +13,21 @@
  * touches sequences (`nextval`, `currval`, `setval`, `lastval`: their values count other tenants'
  * rows), reveals transaction ids, sizes or statistics (`txid_*`, `pg_relation_size`, `pg_stat_*`),
  * runs SQL given as text (`query_to_xml`, `ts_stat`, `ts_rewrite`), and every `tenantfence.*`
- * function.
+ * function. Also left out: the one-call amplifiers `repeat`, `lpad`, `rpad` and `array_fill`,
+ * which make a value of up to 1 GB in the server's memory from a few bytes of SQL. Nesting other
+ * functions can still amplify (`replace` grows a string eightfold per level); what bounds that is
+ * the server (1 GB per value, statement_timeout) and the gateway's frame guard, not this list.
+ * generate_series stays: agents need date series, rows are produced lazily, and the row cap,
+ * the byte cap and statement_timeout bound what one statement can do with them.
  */
 
 const STRING = [
   'ascii', 'bit_length', 'btrim', 'char_length', 'character_length', 'chr', 'concat', 'concat_ws',
   'convert_from', 'convert_to', 'decode', 'encode', 'format', 'initcap', 'left', 'length', 'lower',
-  'lpad', 'ltrim', 'md5', 'normalize', 'is_normalized', 'octet_length', 'overlay', 'position',
+  'ltrim', 'md5', 'normalize', 'is_normalized', 'octet_length', 'overlay', 'position',
   'quote_ident', 'quote_literal', 'quote_nullable', 'regexp_count', 'regexp_instr', 'regexp_like',
   'regexp_match', 'regexp_matches', 'regexp_replace', 'regexp_split_to_array',
-  'regexp_split_to_table', 'regexp_substr', 'repeat', 'replace', 'reverse', 'right', 'rpad', 'rtrim',
+  'regexp_split_to_table', 'regexp_substr', 'replace', 'reverse', 'right', 'rtrim',
   'sha224', 'sha256', 'sha384', 'sha512', 'similar_to_escape', 'split_part', 'starts_with',
   'string_to_array', 'string_to_table', 'strpos', 'substr', 'substring', 'to_hex', 'translate',
   'unistr', 'upper', 'casefold',
@@ -75,7 +80,7 @@ const JSON_FUNCTIONS = [
 ];
 
 const ARRAY = [
-  'array_append', 'array_cat', 'array_dims', 'array_fill', 'array_length', 'array_lower',
+  'array_append', 'array_cat', 'array_dims', 'array_length', 'array_lower',
   'array_ndims', 'array_position', 'array_positions', 'array_prepend', 'array_remove',
   'array_replace', 'array_reverse', 'array_sample', 'array_shuffle', 'array_sort',
   'array_to_string', 'array_upper', 'cardinality', 'generate_series', 'generate_subscripts',

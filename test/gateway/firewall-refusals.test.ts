@@ -111,6 +111,8 @@ const DANGEROUS_FUNCTIONS = [
   "current_setting('tenantfence.context', true)", "query_to_xml('SELECT * FROM orders', true, true, '')",
   "ts_stat('SELECT body FROM docs')", "pg_relation_size('orders')", 'pg_backend_pid()', 'setseed(0.5)', 'version()',
   'tenantfence.current_tenant()', 'tenantfence.sign_context(1)', "has_table_privilege('orders', 'SELECT')",
+  // one-call amplifiers: a gigabyte in the server's memory from a few bytes of SQL
+  "repeat('x', 1000000000)", "lpad('', 1000000000, 'x')", "rpad('', 1000000000, 'x')", 'array_fill(1, ARRAY[200000000])',
 ];
 
 const RELATIONS: Row[] = [
