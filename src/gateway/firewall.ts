@@ -35,7 +35,7 @@ export interface FirewallOptions {
 export interface FirewallServer {
   /** `server_version_num`, e.g. 150020. */
   readonly version: number;
-  /** Function names the server's pg_catalog holds (and nothing shadows); the allowlist is cut to them. */
+  /** Function names the server has in pg_catalog or an extension (and nothing shadows); the allowlist is cut to them. */
   readonly functions: ReadonlySet<string>;
 }
 

@@ -14,8 +14,9 @@
  * - Postgres picks among ALL functions of a name on the search path by argument types, so a
  *   `public.lower(varchar)` beats `pg_catalog.lower(text)` for a varchar argument whatever the
  *   order. A name that some schema on the path also defines outside an extension is therefore
- *   taken out of the allowlist. Extension members (citext, pg_trgm) were installed by a
- *   privileged role and are trusted like pg_catalog.
+ *   taken out of the allowlist. Extension members (citext's `replace(citext, ...)`, pg_trgm's
+ *   `similarity`) were installed by a privileged role and are trusted like pg_catalog: their
+ *   names count as present (so `allowFunctions: ['similarity']` works) and shadow nothing.
  * - The search_path is pinned per transaction: pg_catalog first (a role or database setting could
  *   otherwise put another schema before it, and exact ties go to the earlier schema), then the
  *   agent's own schemas, then pg_temp (which would otherwise be searched first for relations),
@@ -29,21 +30,27 @@ import { SCHEMA } from '../sql/roles.ts';
 export interface ServerProfile {
   /** `server_version_num`, e.g. 150020 for 15.20. */
   readonly version: number;
-  /** Function names the firewall may allow here: in pg_catalog, and not shadowed on the path. */
+  /**
+   * Function names the firewall may allow here: in pg_catalog or an extension on the path, and
+   * defined by nothing else on the path.
+   */
   readonly functions: ReadonlySet<string>;
   /** The value the executor gives search_path in every transaction. */
   readonly searchPath: string;
 }
 
-const QUERY = `SELECT current_setting('server_version_num')::int AS version,
+const QUERY = `WITH path AS (
+  SELECT p.proname::text AS name,
+         EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e') AS extension
+    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname = ANY (current_schemas(false)) AND n.nspname <> 'pg_catalog')
+SELECT current_setting('server_version_num')::int AS version,
        current_schemas(false)::text[] AS schemas,
        ARRAY(SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'pg_catalog'::regnamespace) AS catalog,
-       ARRAY(SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p
-               JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-              WHERE n.nspname = ANY (current_schemas(false)) AND n.nspname <> 'pg_catalog'
-                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                                 WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')) AS shadows`;
+       ARRAY(SELECT DISTINCT name FROM path WHERE extension) AS extensions,
+       ARRAY(SELECT DISTINCT name FROM path WHERE NOT extension) AS shadows`;
 
 /** Schemas that never go on the agent's search path. */
 function isSystemSchema(name: string): boolean {
@@ -51,7 +58,7 @@ function isSystemSchema(name: string): boolean {
 }
 
 export async function loadServerProfile(pool: Pick<pg.Pool, 'query'>): Promise<ServerProfile> {
-  const { rows } = await pool.query<{ version: number; schemas: string[]; catalog: string[]; shadows: string[] }>({
+  const { rows } = await pool.query<{ version: number; schemas: string[]; catalog: string[]; extensions: string[]; shadows: string[] }>({
     text: QUERY,
     values: [],
     queryMode: 'extended',
@@ -61,7 +68,7 @@ export async function loadServerProfile(pool: Pick<pg.Pool, 'query'>): Promise<S
   const own = row.schemas.filter((s) => !isSystemSchema(s));
   return Object.freeze({
     version: row.version,
-    functions: new Set(row.catalog.filter((name) => !shadowed.has(name))),
+    functions: new Set([...row.catalog, ...row.extensions].filter((name) => !shadowed.has(name))),
     searchPath: ['pg_catalog', ...own.map(ident), 'pg_temp'].join(', '),
   });
 }

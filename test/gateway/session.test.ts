@@ -97,6 +97,14 @@ test('an allowlisted name that another schema on the path also defines is refuse
   assert.deepEqual(fine.body.rows, [{ v: 'X' }]);
 });
 
+test("an extension's functions shadow nothing: citext's replace() stays allowed", async () => {
+  await s.db.admin.query('CREATE EXTENSION IF NOT EXISTS citext SCHEMA public');
+  const app = await gateway();
+  const r = await query(app, "SELECT replace('AbA'::citext, 'a', 'x') AS v");
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.body.rows, [{ v: 'xbx' }], 'citext.replace, which matches case-insensitively');
+});
+
 test('functions newer than the server are not allowed; on a server that has them they run', async () => {
   const app = await gateway();
   const r = await query(app, 'SELECT gen_random_uuid() IS NOT NULL AS a, array_length(array_sample(ARRAY[1, 2, 3], 2), 1) AS n');
