@@ -4,7 +4,8 @@
  *   validate the input → per-tenant limits → firewall → parameter count → executor → audit record
  *
  * Nothing reaches the database before the firewall has passed the statement, and no result leaves
- * before its audit record is written (a result whose record could not be written is withheld).
+ * before its audit record is written (a result whose record could not be written is withheld; a
+ * write's record is written in the write's own transaction, so a write never commits without it).
  * Replies are plain data (status + JSON body) so each door renders them its own way.
  */
 import { randomUUID, createHash } from 'node:crypto';
@@ -80,7 +81,7 @@ export class GatewayService {
 
   /**
    * Loads the firewall's parser, the type names and the server profile (the firewall then allows
-   * only what this server's pg_catalog has); call it before listening to fail fast.
+   * only the syntax and functions this server has); call it before listening to fail fast.
    */
   start(): Promise<void> {
     this.#started ??= Promise.all([loadFirewall(), this.#executor.start()]).then(() => {
@@ -194,8 +195,8 @@ export class GatewayService {
     } catch (error) {
       const d = describeFailure(error, { ...this.options, write });
       if (d.code === ErrorCodes.AUDIT) this.metrics.auditFailure();
-      const body = errorBody(d.code, d.message, d.sqlstate ? { sqlstate: d.sqlstate } : {});
       const sqlstate = d.sqlstate ? { sqlstate: d.sqlstate } : {};
+      const body = errorBody(d.code, d.message, sqlstate);
       return this.#audited({ ...base, fingerprint, verdict: 'error', durationMs: elapsed(), code: d.code, ...sqlstate }, { ok: false, status: d.status, requestId, body });
     }
   }
