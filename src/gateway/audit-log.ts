@@ -36,11 +36,14 @@ export interface AuditRecord {
   readonly sqlstate?: string;
 }
 
-/** audit_append refuses a record longer than this (`length(record) > 262144`). */
-export const MAX_RECORD_CHARS = 262_144;
-/** What the statement may take of it once serialised; the other fields are short and capped. */
-const STATEMENT_BUDGET = 240_000;
+/** audit_append refuses a record longer than this (`length(record) > 262144`, src/sql/init.ts). */
+const MAX_RECORD_CHARS = 262_144;
 const MAX_PRINCIPAL_CHARS = 1024;
+/**
+ * What the statement may take of the record once serialised: the rest is the principal (at most
+ * 6 characters per UTF-16 unit) and short fields of our own (ids, codes, numbers), well under 16 KiB.
+ */
+const STATEMENT_BUDGET = MAX_RECORD_CHARS - 6 * MAX_PRINCIPAL_CHARS - 16 * 1024;
 
 /**
  * Records on the audit pool describe statements that changed nothing (reads, refusals, errors; a
