@@ -15,7 +15,9 @@ let bBefore: Awaited<ReturnType<typeof rowsOf>>;
 
 before(async () => {
   s = await setUp();
-  app = createGateway({ pool: s.agentPool(), key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, maxRows: 50, statementTimeoutMs: 1000 });
+  // Limits are tested in limits.test.ts; here they would only make the request count matter.
+  const limits = { burst: 1000, ratePerSecond: 1000 };
+  app = createGateway({ pool: s.agentPool(), key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, maxRows: 50, statementTimeoutMs: 1000, limits });
   tokenA = await jwt({ tenant_id: TENANT_A, sub: 'agent-a' }, { expiresIn: '5m' });
   bBefore = await rowsOf(s.db, TENANT_B);
 });
