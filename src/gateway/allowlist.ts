@@ -13,16 +13,21 @@
  * touches sequences (`nextval`, `currval`, `setval`, `lastval`: their values count other tenants'
  * rows), reveals transaction ids, sizes or statistics (`txid_*`, `pg_relation_size`, `pg_stat_*`),
  * runs SQL given as text (`query_to_xml`, `ts_stat`, `ts_rewrite`), and every `tenantfence.*`
- * function.
+ * function. Also left out: the one-call amplifiers `repeat`, `lpad`, `rpad` and `array_fill`,
+ * which make a value of up to 1 GB in the server's memory from a few bytes of SQL. Nesting other
+ * functions can still amplify (`replace` grows a string eightfold per level); what bounds that is
+ * the server (1 GB per value, statement_timeout) and the gateway's frame guard, not this list.
+ * generate_series stays: agents need date series, rows are produced lazily, and the row cap,
+ * the byte cap and statement_timeout bound what one statement can do with them.
  */
 
 const STRING = [
   'ascii', 'bit_length', 'btrim', 'char_length', 'character_length', 'chr', 'concat', 'concat_ws',
   'convert_from', 'convert_to', 'decode', 'encode', 'format', 'initcap', 'left', 'length', 'lower',
-  'lpad', 'ltrim', 'md5', 'normalize', 'is_normalized', 'octet_length', 'overlay', 'position',
+  'ltrim', 'md5', 'normalize', 'is_normalized', 'octet_length', 'overlay', 'position',
   'quote_ident', 'quote_literal', 'quote_nullable', 'regexp_count', 'regexp_instr', 'regexp_like',
   'regexp_match', 'regexp_matches', 'regexp_replace', 'regexp_split_to_array',
-  'regexp_split_to_table', 'regexp_substr', 'repeat', 'replace', 'reverse', 'right', 'rpad', 'rtrim',
+  'regexp_split_to_table', 'regexp_substr', 'replace', 'reverse', 'right', 'rtrim',
   'sha224', 'sha256', 'sha384', 'sha512', 'similar_to_escape', 'split_part', 'starts_with',
   'string_to_array', 'string_to_table', 'strpos', 'substr', 'substring', 'to_hex', 'translate',
   'unistr', 'upper', 'casefold',
@@ -75,7 +80,7 @@ const JSON_FUNCTIONS = [
 ];
 
 const ARRAY = [
-  'array_append', 'array_cat', 'array_dims', 'array_fill', 'array_length', 'array_lower',
+  'array_append', 'array_cat', 'array_dims', 'array_length', 'array_lower',
   'array_ndims', 'array_position', 'array_positions', 'array_prepend', 'array_remove',
   'array_replace', 'array_reverse', 'array_sample', 'array_shuffle', 'array_sort',
   'array_to_string', 'array_upper', 'cardinality', 'generate_series', 'generate_subscripts',
@@ -111,6 +116,28 @@ export const DEFAULT_ALLOWED_FUNCTIONS: readonly string[] = Object.freeze(
  * system schemas. The gateway offers `list_tables`/`describe_table` for schema questions.
  */
 export const REFUSED_SCHEMAS: readonly string[] = Object.freeze(['information_schema', 'tenantfence']);
+
+/**
+ * System columns, refused wherever a name can select a column: `c.xmin`, `(c).xmin`,
+ * `(c.*).ctid`, and the functional notation `xmin(c)`. ctid, xmin, xmax, cmin and cmax number
+ * rows and transactions across the whole table, so the gaps between one tenant's values count
+ * the other tenants' rows and writes. tableoid leaks nothing of that kind; it is refused too so
+ * that one rule covers every system column (the agent has no use for it).
+ */
+export const SYSTEM_COLUMNS: ReadonlySet<string> = new Set(['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid']);
+
+/**
+ * Built-in types refused in casts and column definitions (`'3'::xid`, `CAST(x AS tid)`), and
+ * their array types (`_xid`). Transaction and tuple ids: `age('3'::xid)` reads the cluster-wide
+ * transaction counter, which counts every tenant's writes. The catalog-lookup types resolve names
+ * of relations, functions, roles and schemas (`'pg_authid'::regclass`): the catalogs are off
+ * limits, and a failed lookup tells which names exist. regtype, regconfig and regdictionary stay:
+ * types are public, and text search needs `'english'::regconfig`.
+ */
+export const REFUSED_TYPES: ReadonlySet<string> = new Set(
+  ['xid', 'xid8', 'cid', 'tid', 'regclass', 'regcollation', 'regnamespace', 'regoper', 'regoperator', 'regproc', 'regprocedure', 'regrole']
+    .flatMap((t) => [t, `_${t}`]),
+);
 
 /**
  * EXPLAIN options `checkExplain` accepts. ANALYZE runs the statement; BUFFERS, WAL, TIMING,

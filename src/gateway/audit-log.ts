@@ -1,11 +1,16 @@
+/// <reference lib="es2024.string" />
 /**
  * The gateway's audit writer (issue 3, item 6). One record per statement the gateway was asked to
  * run (ran, failed or refused), appended to `tenantfence.audit_log` through
  * `tenantfence.audit_append(record, mac)` (DDL in src/sql/init.ts):
- * - on its own pool, after the agent's transaction has ended, so nothing the statement does
- *   (an error, a rollback, a COMMIT of its own) can undo the record;
  * - signed with the tenantfence key, so agent SQL, which runs as the same role, cannot forge one;
- * - with the statement text or only its fingerprint (`redaction`); bind parameters never.
+ * - with the statement text or only its fingerprint (`redaction`); bind parameters never;
+ * - for a write, inside the write's own transaction, just before COMMIT (`statement()`, run by the
+ *   executor): the write and its record commit together or not at all;
+ * - for everything else, on the audit pool after the agent's transaction has ended (`append()`),
+ *   so nothing the statement does (an error, a rollback) can undo the record.
+ * Every record must serialise into something audit_append accepts, whatever the statement text:
+ * see `serialise`.
  */
 import { createHmac } from 'node:crypto';
 import type pg from 'pg';
@@ -20,7 +25,7 @@ export interface AuditRecord {
   readonly tenant: string;
   readonly principal: string | null;
   readonly fingerprint: string | null;
-  readonly statement: string;
+  readonly statement: string | null;
   readonly verdict: AuditVerdict;
   /** The firewall's reason for a refusal. */
   readonly reason?: string;
@@ -29,42 +34,68 @@ export interface AuditRecord {
   /** The TF_ code returned to the client, and the SQLSTATE behind it. */
   readonly code?: string;
   readonly sqlstate?: string;
-  /** The statement committed a change (a write in write mode): its record is committed durably. */
-  readonly changed?: boolean;
 }
 
-const MAX_STATEMENT_CHARS = 65_536;
+/** audit_append refuses a record longer than this (`length(record) > 262144`, src/sql/init.ts). */
+const MAX_RECORD_CHARS = 262_144;
+const MAX_PRINCIPAL_CHARS = 1024;
+/**
+ * What the statement may take of the record once serialised: the rest is the principal (at most
+ * 6 characters per UTF-16 unit) and short fields of our own (ids, codes, numbers), well under 16 KiB.
+ */
+const STATEMENT_BUDGET = MAX_RECORD_CHARS - 6 * MAX_PRINCIPAL_CHARS - 16 * 1024;
 
 /**
- * A record of a committed write is committed with the server's synchronous_commit, so it is as
- * durable as the change it describes. Every other record (reads, refusals, errors: nothing changed)
- * is committed with synchronous_commit off, which spares a WAL flush per read; a database crash can
- * lose the last moments of those records (at most 3 x wal_writer_delay), never a write's.
- * set_config(..., true) in the statement's own implicit transaction applies to its commit.
+ * Records on the audit pool describe statements that changed nothing (reads, refusals, errors; a
+ * committed write's record is committed with the write), so they are committed with
+ * synchronous_commit off, which spares a WAL flush per read; a database crash can lose the last
+ * moments of them (at most 3 x wal_writer_delay). set_config(..., true) in the statement's own
+ * implicit transaction applies to its commit.
  */
-const DURABLE = 'SELECT tenantfence.audit_append($1, $2)';
 const RELAXED = "SELECT set_config('synchronous_commit', 'off', true), tenantfence.audit_append($1, $2)";
+const IN_TRANSACTION = 'SELECT tenantfence.audit_append($1, $2)';
 
 export class AuditLog {
-  readonly #pool: pg.Pool;
+  readonly #pool: Pick<pg.Pool, 'query'>;
   readonly #key: SigningKey;
   readonly #redaction: AuditRedaction;
 
-  constructor(options: { pool: pg.Pool; key: SigningKey; redaction: AuditRedaction }) {
+  constructor(options: { pool: Pick<pg.Pool, 'query'>; key: SigningKey; redaction: AuditRedaction }) {
     this.#pool = options.pool;
     this.#key = options.key;
     this.#redaction = options.redaction;
   }
 
+  /**
+   * Appends a record on the audit pool. If the database refuses it (an error with a SQLSTATE), it
+   * is sent once more without the statement text (`reason: statement_unloggable`), so no statement
+   * goes unrecorded because of what its text contains; a lost connection is retried as it was.
+   * A duplicate request id (23505) is not retried: that record is already there.
+   */
   async append(record: AuditRecord): Promise<void> {
-    const text = serialise({
+    try {
+      await this.#pool.query(this.#query(RELAXED, record));
+    } catch (error) {
+      const sqlstate = (error as { code?: unknown }).code;
+      if (sqlstate === '23505') throw error;
+      const retry = typeof sqlstate === 'string' ? { ...record, statement: null, reason: 'statement_unloggable' } : record;
+      await this.#pool.query(this.#query(RELAXED, retry));
+    }
+  }
+
+  /** The query that appends `record` inside the caller's own transaction (a write's, before COMMIT). */
+  statement(record: AuditRecord): pg.QueryConfig {
+    return this.#query(IN_TRANSACTION, record);
+  }
+
+  #query(text: string, record: AuditRecord): pg.QueryConfig {
+    const body = serialise({
       kid: this.#key.kid,
       id: record.requestId,
       tenant: record.tenant,
-      principal: record.principal,
+      principal: record.principal === null ? null : record.principal.slice(0, MAX_PRINCIPAL_CHARS),
       fingerprint: record.fingerprint,
-      // jsonb refuses \u0000, and Postgres could never have run a statement containing NUL anyway.
-      statement: this.#redaction === 'full' ? record.statement.replaceAll('\0', '').slice(0, MAX_STATEMENT_CHARS) : null,
+      statement: this.#redaction === 'full' && record.statement !== null ? fit(record.statement) : null,
       verdict: record.verdict,
       reason: record.reason ?? null,
       rows: record.rows ?? null,
@@ -72,16 +103,46 @@ export class AuditLog {
       code: record.code ?? null,
       sqlstate: record.sqlstate ?? null,
     });
-    const mac = createHmac('sha256', this.#key.secret).update(AUDIT_MAC_PREFIX + text).digest('hex');
-    const durable = record.verdict === 'ok' && record.changed === true;
-    await this.#pool.query({ text: durable ? DURABLE : RELAXED, values: [text, mac], queryMode: 'extended' } as pg.QueryConfig);
+    const mac = createHmac('sha256', this.#key.secret).update(AUDIT_MAC_PREFIX + body).digest('hex');
+    return { text, values: [body, mac], queryMode: 'extended' } as pg.QueryConfig;
   }
 }
 
 /**
  * JSON with every non-ASCII character escaped: the MAC is computed over these exact bytes here and
  * over convert_to(record, 'UTF8') in the database, which agree for ASCII whatever the encodings.
+ * Strings must be well-formed first: JSON.stringify writes a lone surrogate as `\ud800`, which
+ * jsonb refuses, so one such character in a comment would make the record unloggable.
  */
-function serialise(value: object): string {
-  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+function serialise(value: Record<string, unknown>): string {
+  const clean = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, typeof v === 'string' ? v.toWellFormed() : v]));
+  return JSON.stringify(clean).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Characters `serialise` writes for one UTF-16 unit of a string. */
+function cost(c: number): number {
+  if (c >= 0x7f) return 6;
+  if (c === 0x22 || c === 0x5c || c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d) return 2;
+  return c < 0x20 ? 6 : 1;
+}
+
+/**
+ * The statement as stored: without NUL (jsonb refuses \u0000, and Postgres could not have run a
+ * statement containing one), well-formed, and cut so that it takes at most STATEMENT_BUDGET
+ * characters serialised (60,000 DEL characters are 360,000 serialised), with a note saying so.
+ */
+function fit(statement: string): string {
+  const text = statement.replaceAll('\0', '').toWellFormed();
+  if (text.length * 6 <= STATEMENT_BUDGET) return text;
+  const note = `\n/* tenantfence: statement cut here for the audit log; ${text.length} characters in all */`;
+  let used = note.length;
+  let end = 0;
+  for (; end < text.length; end++) {
+    used += cost(text.charCodeAt(end));
+    if (used > STATEMENT_BUDGET) break;
+  }
+  if (end === text.length) return text;
+  // Never split a surrogate pair: half of one is a lone surrogate again.
+  if (end > 0 && (text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end -= 1;
+  return text.slice(0, end) + note;
 }

@@ -13,16 +13,20 @@
  * Execute(limit) is followed by Sync at once: Postgres answers the rows, PortalSuspended and
  * ReadyForQuery. The suspended portal lives until the transaction ends, which the executor's next
  * message does. For INSERT/UPDATE/DELETE ... RETURNING, Postgres runs the whole statement on the
- * first Execute and only the RETURNING rows are capped.
+ * first Execute whatever the limit, so the executor asks for every row (`fetchRows: 0`) and keeps
+ * `keepRows`: the rest are dropped unparsed, and the command tag then counts the rows affected.
+ * Each row is bounded by the frame guard (agent-connection.ts), the rows kept by `maxBytes`.
  */
 import pg from 'pg';
 
 export interface CappedQueryOptions {
   readonly text: string;
   readonly values: readonly unknown[];
-  /** Rows to ask for; the caller passes its cap + 1. */
+  /** Rows to ask for (the caller's cap + 1), or 0 for all of them. */
   readonly fetchRows: number;
-  /** Stop keeping rows once their raw text passes this many bytes. */
+  /** Rows to keep; the rest are counted by the server's command tag and dropped unparsed. */
+  readonly keepRows: number;
+  /** Stop keeping rows once their raw text passes this many UTF-8 bytes. */
   readonly maxBytes: number;
   readonly types: { getTypeParser: (oid: number, format?: string) => (value: string) => unknown };
 }
@@ -54,6 +58,7 @@ export class CappedQuery extends QueryBase {
   #suspended = false;
   #overBytes = false;
   #bytes = 0;
+  #kept = 0;
   readonly #options: CappedQueryOptions;
   declare portal: string;
   declare callback: (error: Error | null, result?: PgResult) => void;
@@ -89,10 +94,11 @@ export class CappedQuery extends QueryBase {
     this.#suspended = true;
   }
 
-  /** pg internal: one DataRow. Rows past the byte budget are dropped before they are parsed. */
+  /** pg internal: one DataRow. Rows past the row or byte budget are dropped before they are parsed. */
   handleDataRow(message: { fields: Array<string | null> }): void {
-    if (this.#overBytes) return;
-    for (const field of message.fields) this.#bytes += field === null ? 4 : field.length + 8;
+    if (this.#overBytes || this.#kept >= this.#options.keepRows) return;
+    this.#kept += 1;
+    for (const field of message.fields) this.#bytes += field === null ? 4 : Buffer.byteLength(field) + 8;
     if (this.#bytes > this.#options.maxBytes) {
       this.#overBytes = true;
       return;

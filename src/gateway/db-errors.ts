@@ -9,6 +9,8 @@
  * (RLS predicates run before any non-leakproof expression of the query), and HINT for class 42.
  */
 import { ErrorCodes, type ErrorCode } from '../errors.ts';
+import { PoolTimeoutError, ResultTooLargeError } from './agent-connection.ts';
+import { RecordError, StatementError } from './executor.ts';
 
 export interface DatabaseErrorReply {
   readonly status: number;
@@ -24,6 +26,28 @@ interface PgErrorLike {
 }
 
 const MAX = 400;
+
+/**
+ * Any failure of `Executor.execute` as the agent sees it. `write`: the statement ran in write
+ * mode, where a lost connection leaves the outcome unknown (the write and its in-transaction
+ * audit record committed together, or neither did).
+ */
+export function describeFailure(error: unknown, o: { statementTimeoutMs: number; maxResponseBytes: number; write: boolean }): DatabaseErrorReply {
+  if (error instanceof StatementError) return describeDatabaseError(error.cause, o.statementTimeoutMs);
+  if (error instanceof ResultTooLargeError) {
+    return { status: 400, code: ErrorCodes.RESULT_TOO_LARGE, message: `A row (or a message quoting a value) from the database is larger than the ${o.maxResponseBytes}-byte response cap; select fewer or smaller columns (left(col, n), length(col)), and nothing was committed.` };
+  }
+  if (error instanceof PoolTimeoutError) {
+    return { status: 503, code: ErrorCodes.DATABASE, message: `No database connection became free within ${error.timeoutMs} ms; retry shortly.` };
+  }
+  if (error instanceof RecordError) {
+    return { status: 503, code: ErrorCodes.AUDIT, message: 'The audit record could not be written inside the transaction, so the statement was rolled back and nothing changed; retry, and tell an operator if it persists.' };
+  }
+  if (o.write) {
+    return { status: 503, code: ErrorCodes.DATABASE, message: 'The gateway lost its database connection while the write was ending, so it may or may not have been committed; check before you retry.' };
+  }
+  return describeDatabaseError(undefined, 0);
+}
 
 export function describeDatabaseError(error: unknown, statementTimeoutMs: number): DatabaseErrorReply {
   const e = (error ?? {}) as PgErrorLike;

@@ -36,6 +36,20 @@ export const ALLOWED_NODES: ReadonlySet<string> = new Set([
   'JsonTablePathSpec', 'JsonValueExpr',
 ]);
 
+/**
+ * The first PostgreSQL release (server_version_num) that knows a node type, for the node types
+ * newer than the oldest supported server (15). SQL/JSON constructors and IS JSON came in 16;
+ * the query functions, JSON_TABLE, JSON(), JSON_SCALAR and JSON_SERIALIZE in 17; RETURNING
+ * WITH (OLD/NEW AS ...) in 18. Helper nodes that only occur under these are not listed.
+ */
+export const NODE_SINCE: ReadonlyMap<string, number> = new Map([
+  ...['JsonObjectConstructor', 'JsonArrayConstructor', 'JsonArrayQueryConstructor', 'JsonObjectAgg', 'JsonArrayAgg', 'JsonIsPredicate']
+    .map((t): [string, number] => [t, 160000]),
+  ...['JsonFuncExpr', 'JsonTable', 'JsonParseExpr', 'JsonScalarExpr', 'JsonSerializeExpr']
+    .map((t): [string, number] => [t, 170000]),
+  ['ReturningOption', 180000],
+]);
+
 /** The statements the firewall can accept; they get their own handling (scope, mode). */
 export const STATEMENT_NODES: ReadonlySet<string> = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt']);
 
@@ -108,6 +122,18 @@ const REFUSED_LABELS: Readonly<Record<string, string>> = {
   XmlExpr: 'XML construction',
   XmlSerialize: 'XMLSERIALIZE',
   RangeTableFunc: 'XMLTABLE',
+  JsonObjectConstructor: 'JSON_OBJECT(...)',
+  JsonArrayConstructor: 'JSON_ARRAY(...)',
+  JsonArrayQueryConstructor: 'JSON_ARRAY(query)',
+  JsonObjectAgg: 'JSON_OBJECTAGG',
+  JsonArrayAgg: 'JSON_ARRAYAGG',
+  JsonIsPredicate: 'IS JSON',
+  JsonFuncExpr: 'JSON_VALUE, JSON_QUERY and JSON_EXISTS',
+  JsonTable: 'JSON_TABLE',
+  JsonParseExpr: 'JSON(...)',
+  JsonScalarExpr: 'JSON_SCALAR',
+  JsonSerializeExpr: 'JSON_SERIALIZE',
+  ReturningOption: 'RETURNING WITH (OLD/NEW AS ...)',
 };
 
 /** A readable name for a refused node type; unknown types read as schema or utility statements. */

@@ -7,24 +7,25 @@
  * refused. The walk also collects what the fingerprint hashes.
  */
 import { createHash } from 'node:crypto';
-import { REFUSED_SCHEMAS } from './allowlist.ts';
-import type { FirewallReason } from './firewall.ts';
 import { ALLOWED_NODES, STATEMENT_NODES, STRUCT_FIELDS, refusedLabel } from './firewall-nodes.ts';
+import {
+  Refusal, checkColumn, checkFieldSelection, checkFunction, checkNodeVersion, checkOperator, checkRelation, checkSampleMethod,
+  checkTypeName, unsupported,
+} from './firewall-names.ts';
 
 type Json = { readonly [key: string]: unknown };
 
-/** A refusal, thrown inside the walk and turned into a verdict by checkSql. */
-export class Refusal {
-  constructor(
-    readonly reason: FirewallReason,
-    readonly message: string,
-  ) {}
-}
+export { Refusal };
 
 export interface WalkSettings {
   readonly write: boolean;
   readonly maxDepth: number;
+  /** The allowlist (defaults plus the gateway's extra names). */
+  readonly allowed: ReadonlySet<string>;
+  /** The allowlist cut to what the server has (see server-profile.ts); `allowed` without a server. */
   readonly functions: ReadonlySet<string>;
+  /** The server's `server_version_num`: node types it lacks are refused. */
+  readonly serverVersion: number;
 }
 
 export interface WalkResult {
@@ -35,7 +36,6 @@ export interface WalkResult {
 
 const KINDS = { SelectStmt: 'select', InsertStmt: 'insert', UpdateStmt: 'update', DeleteStmt: 'delete' } as const;
 const NO_CTES: readonly string[] = [];
-const SYSTEM_COLUMNS: ReadonlySet<string> = new Set(['ctid', 'xmin', 'xmax', 'cmin', 'cmax']);
 
 /** Walks one top-level statement; throws a `Refusal` at the first thing it refuses. */
 export function walkStatement(type: string, body: unknown, settings: WalkSettings): WalkResult {
@@ -46,12 +46,6 @@ export function walkStatement(type: string, body: unknown, settings: WalkSetting
   return { kind: KINDS[type as keyof typeof KINDS], paramCount: walker.paramCount, fingerprint };
 }
 
-/** System schemas (Postgres reserves the `pg_` prefix) and the ones listed in the allowlist file. */
-export function isRefusedSchema(schema: string): boolean {
-  return schema.startsWith('pg_') || REFUSED_SCHEMAS.includes(schema);
-}
-
-const LOOK_ELSEWHERE = 'use the list_tables and describe_table tools for schema questions; tenant filtering is automatic';
 
 class Walker {
   paramCount = 0;
@@ -145,28 +139,31 @@ class Walker {
         this.parts.push(type); // constants are left out of the fingerprint; they hold no nodes
         return;
       case 'RangeVar':
-        this.relation(body, ctes);
+        checkRelation(body, ctes);
         break;
       case 'FuncCall':
-        this.func(body.funcname);
+        checkFunction(body.funcname, this.settings);
         break;
       case 'A_Expr':
-        this.operator(body.name);
+        checkOperator(body.name);
         break;
       case 'SubLink':
-        this.operator(body.operName);
+        checkOperator(body.operName);
         break;
       case 'SortBy':
-        this.operator(body.useOp);
+        checkOperator(body.useOp);
         break;
       case 'TypeName':
-        this.typeName(body.names);
+        checkTypeName(body.names);
         break;
       case 'RangeTableSample':
-        this.sampleMethod(body.method);
+        checkSampleMethod(body.method);
         break;
       case 'ColumnRef':
-        this.column(body.fields);
+        checkColumn(body.fields);
+        break;
+      case 'A_Indirection':
+        checkFieldSelection(body.indirection);
         break;
       case 'ParamRef':
         if (typeof body.number === 'number' && body.number > this.paramCount) this.paramCount = body.number;
@@ -178,6 +175,7 @@ class Walker {
         break;
       default:
         if (!ALLOWED_NODES.has(type)) throw refuseNode(type, this.settings.write);
+        checkNodeVersion(type, this.settings);
     }
     this.parts.push(type);
     this.children(type, body, depth, ctes);
@@ -194,91 +192,11 @@ class Walker {
       throw new Refusal('too_deep', `The statement nests deeper than ${this.settings.maxDepth} levels: flatten it (fewer nested subqueries or chained operators, or a CTE per step).`);
     }
   }
-
-  /**
-   * Postgres looks an unqualified name up in the enclosing WITH clauses first, then in the
-   * implicit pg_catalog, then in the search path; a qualified name never matches a CTE.
-   */
-  private relation(body: Json, ctes: readonly string[]): void {
-    const { relname: name, schemaname: schema, catalogname: catalog } = body;
-    if (typeof name !== 'string') unsupported('a table reference');
-    if (schema !== undefined || catalog !== undefined) {
-      if (typeof schema === 'string' && !isRefusedSchema(schema)) return;
-      throw new Refusal('relation', `${String(schema)}.${name} is refused: system catalogs, statistics and the tenantfence schema are off limits; ${LOOK_ELSEWHERE}.`);
-    }
-    if (ctes.includes(name)) return;
-    if (name.startsWith('pg_')) {
-      throw new Refusal('relation', `${name} is refused: an unqualified pg_ name means the system catalog, which is off limits (schema-qualify your own table); ${LOOK_ELSEWHERE}.`);
-    }
-  }
-
-  /**
-   * System columns number rows and transactions across the whole table: the gaps between one
-   * tenant's `ctid`s or `xmin`s count the other tenants' rows and writes. Postgres forbids user
-   * columns with these names, so the check cannot hit a real column.
-   */
-  private column(fields: unknown): void {
-    if (!Array.isArray(fields) || fields.length === 0) unsupported('a column reference');
-    const last = ((fields[fields.length - 1] as Json).String as Json | undefined)?.sval;
-    if (typeof last === 'string' && SYSTEM_COLUMNS.has(last)) {
-      throw new Refusal('other', `The system column ${last} is refused because it reveals other tenants' rows and writes: select your table's own columns.`);
-    }
-  }
-
-  private func(funcname: unknown): void {
-    const parts = names(funcname, 'a function call');
-    const name = parts.length === 1 ? parts[0]! : parts.length === 2 && parts[0] === 'pg_catalog' ? parts[1]! : undefined;
-    if (name === undefined) {
-      throw new Refusal('function', `${parts.join('.')}() is refused: schema-qualified functions are not allowed; remove it, tenant filtering is automatic.`);
-    }
-    if (!this.settings.functions.has(name)) {
-      throw new Refusal('function', `Functions outside the allowlist are refused: remove ${name}() (common string, math, date/time, aggregate, window, JSON, array and text-search functions are allowed); tenant filtering is automatic.`);
-    }
-  }
-
-  /** `OPERATOR(schema.op)` outside pg_catalog could name any function; plain operators are fine. */
-  private operator(list: unknown): void {
-    if (list === undefined) return;
-    const parts = names(list, 'an operator');
-    if (parts.length > 2 || (parts.length === 2 && parts[0] !== 'pg_catalog')) {
-      throw new Refusal('function', `OPERATOR(${parts.join('.')}) is refused: write the operator without a schema.`);
-    }
-  }
-
-  private typeName(list: unknown): void {
-    const parts = names(list, 'a type name');
-    const schema = parts.length > 1 ? parts[parts.length - 2]! : undefined;
-    if (schema !== undefined && schema !== 'pg_catalog' && isRefusedSchema(schema)) {
-      throw new Refusal('other', `Types from schema ${schema} are refused: use built-in types or your own tables' types.`);
-    }
-  }
-
-  private sampleMethod(list: unknown): void {
-    const parts = names(list, 'TABLESAMPLE');
-    const method = parts.length === 1 || parts[0] === 'pg_catalog' ? parts[parts.length - 1] : undefined;
-    if (parts.length > 2 || (method !== 'system' && method !== 'bernoulli')) {
-      throw new Refusal('function', `TABLESAMPLE ${parts.join('.')} is refused: use TABLESAMPLE SYSTEM or BERNOULLI.`);
-    }
-  }
-}
-
-/** The string parts of a name list (`[{String: {sval}}]`); anything else is refused. */
-function names(list: unknown, what: string): string[] {
-  if (!Array.isArray(list) || list.length === 0) unsupported(what);
-  return list.map((item) => {
-    const sval = ((item as Json | undefined)?.String as Json | undefined)?.sval;
-    if (sval !== undefined && typeof sval !== 'string') unsupported(what);
-    return sval ?? '';
-  });
 }
 
 function asObject(value: unknown): Json {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) unsupported('the statement');
   return value as Json;
-}
-
-function unsupported(where: string): never {
-  throw new Refusal('other', `The firewall does not recognise the shape of ${where}: rewrite the statement in plainer SQL.`);
 }
 
 function refuseNode(type: string, write: boolean): Refusal {

@@ -24,6 +24,19 @@ export interface FirewallOptions {
   maxDepth?: number;
   /** Extra pg_catalog function names to accept on top of `DEFAULT_ALLOWED_FUNCTIONS`. */
   allowFunctions?: readonly string[];
+  /**
+   * The database the statement will run on (from `loadServerProfile`): node types newer than its
+   * version are refused, and only function names in `functions` are allowed. Without it the
+   * firewall assumes a server that knows everything the parser (PostgreSQL 18) knows.
+   */
+  server?: FirewallServer;
+}
+
+export interface FirewallServer {
+  /** `server_version_num`, e.g. 150020. */
+  readonly version: number;
+  /** Function names the server has in pg_catalog or an extension (and nothing shadows); the allowlist is cut to them. */
+  readonly functions: ReadonlySet<string>;
 }
 
 export type FirewallVerdict =
@@ -152,7 +165,23 @@ function settingsFor(options: FirewallOptions): WalkSettings {
   for (const [name, value] of [['maxDepth', maxDepth], ['maxBytes', options.maxBytes ?? DEFAULT_MAX_BYTES]] as const) {
     if (!Number.isInteger(value) || value < 1) throw new TenantfenceError(ErrorCodes.USAGE, `Firewall option ${name} must be a positive integer.`);
   }
-  return { write: options.mode === 'write', maxDepth, functions: functionsFor(options.allowFunctions) };
+  const allowed = functionsFor(options.allowFunctions);
+  const server = options.server;
+  if (!server) return { write: options.mode === 'write', maxDepth, allowed, functions: allowed, serverVersion: PARSER_VERSION };
+  return { write: options.mode === 'write', maxDepth, allowed, functions: onServer(allowed, server), serverVersion: server.version };
+}
+
+/** The grammar libpg-query parses (PostgreSQL 18). */
+const PARSER_VERSION = 180000;
+const onServerCache = new WeakMap<FirewallServer, WeakMap<ReadonlySet<string>, ReadonlySet<string>>>();
+
+/** The allowlist cut to the names the server really has in pg_catalog, once per server and list. */
+function onServer(allowed: ReadonlySet<string>, server: FirewallServer): ReadonlySet<string> {
+  let perList = onServerCache.get(server);
+  if (!perList) onServerCache.set(server, (perList = new WeakMap()));
+  let set = perList.get(allowed);
+  if (!set) perList.set(allowed, (set = new Set([...allowed].filter((name) => server.functions.has(name)))));
+  return set;
 }
 
 /** The allowlist plus the gateway's extra names, built once per distinct array. */

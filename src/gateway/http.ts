@@ -12,6 +12,7 @@ import { ErrorCodes, isTenantfenceError } from '../errors.ts';
 import { bearerToken, type Principal } from './auth.ts';
 import { errorBody, GatewayService, type ErrorResponse, type Reply } from './service.ts';
 import type { GatewayOptions } from './options.ts';
+import { mountProbes } from './probes.ts';
 
 type Env = { Variables: { principal: Principal } };
 
@@ -32,12 +33,7 @@ export function createGateway(options: GatewayOptions | GatewayService): Gateway
     service.metrics.request(route, c.res.status, (performance.now() - started) / 1000);
   });
 
-  app.get('/healthz', async (c) => {
-    const ok = await service.healthy();
-    return c.json({ status: ok ? 'ok' : 'unavailable' }, ok ? 200 : 503);
-  });
-
-  app.get('/metrics', (c) => c.text(service.metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }));
+  mountProbes(app, service);
 
   app.use('/v1/*', async (c, next) => {
     try {
@@ -67,7 +63,14 @@ export function createGateway(options: GatewayOptions | GatewayService): Gateway
     return send(c, await service.query(c.get('principal'), body));
   });
 
-  app.get('/v1/schema', async (c) => c.json(await service.schema()));
+  app.get('/v1/schema', async (c) => {
+    try {
+      return c.json(await service.schema());
+    } catch (error) {
+      if (!isTenantfenceError(error)) throw error;
+      return c.json(errorBody(error.code, error.message), 503);
+    }
+  });
 
   app.notFound((c) => c.json(errorBody(ErrorCodes.NOT_FOUND, `No route ${c.req.method} ${new URL(c.req.url).pathname.slice(0, 100)}; use POST /v1/query, GET /v1/schema, GET /healthz or GET /metrics.`), 404));
 

@@ -24,6 +24,7 @@ import { ErrorCodes, isTenantfenceError } from '../errors.ts';
 import { parseTableName } from '../sql/quote.ts';
 import { bearerToken, type Principal } from './auth.ts';
 import { errorBody, type GatewayService, type Reply, type QueryResponse } from './service.ts';
+import { mountProbes } from './probes.ts';
 import type { SchemaTable } from './schema.ts';
 
 export const MCP_SERVER_NAME = 'tenantfence';
@@ -134,8 +135,7 @@ export async function serveMcpStdio(service: GatewayService, token: string): Pro
 /** Streamable HTTP at /mcp (stateless, JSON responses), plus /healthz and /metrics. */
 export function createMcpApp(service: GatewayService): Hono {
   const app = new Hono();
-  app.get('/healthz', async (c) => ((await service.healthy()) ? c.json({ status: 'ok' }) : c.json({ status: 'unavailable' }, 503)));
-  app.get('/metrics', (c) => c.text(service.metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }));
+  mountProbes(app, service);
   app.post('/mcp', async (c) => {
     const started = performance.now();
     let principal: Principal;

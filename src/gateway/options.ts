@@ -31,6 +31,8 @@ export interface GatewayOptions {
   readonly statementTimeoutMs?: number;
   readonly lockTimeoutMs?: number;
   readonly idleInTransactionTimeoutMs?: number;
+  /** How long a request waits for a free agent connection before a 503 (default 5000). */
+  readonly connectTimeoutMs?: number;
   readonly limits?: Partial<LimitOptions>;
   /** 'full' (default) keeps the statement text in the audit log; 'fingerprint' keeps only its hash. */
   readonly auditStatements?: AuditRedaction;
@@ -54,6 +56,7 @@ const DEFAULTS = {
   statementTimeoutMs: 5000,
   lockTimeoutMs: 1000,
   idleInTransactionTimeoutMs: 10_000,
+  connectTimeoutMs: 5000,
   auditStatements: 'full',
   poolSize: 10,
   pipeline: true,
@@ -71,13 +74,15 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
   if (o.mode !== 'read' && o.mode !== 'write') throw usage('mode must be "read" or "write".');
   if (o.auditStatements !== 'full' && o.auditStatements !== 'fingerprint') throw usage('auditStatements must be "full" or "fingerprint".');
   integer('maxRows', o.maxRows, 1, 1_000_000);
-  integer('maxResponseBytes', o.maxResponseBytes, 1024, 1 << 30);
+  // A row is held whole while it arrives (agent-connection.ts), and V8 strings stop near 512 MiB.
+  integer('maxResponseBytes', o.maxResponseBytes, 1024, 256 << 20);
   integer('maxStatementBytes', o.maxStatementBytes, 16, 1 << 20);
   integer('maxBodyBytes', o.maxBodyBytes, 1024, 64 << 20);
   integer('maxParams', o.maxParams, 0, 65_535);
   integer('statementTimeoutMs', o.statementTimeoutMs, 1, 3_600_000);
   integer('lockTimeoutMs', o.lockTimeoutMs, 1, 3_600_000);
   integer('idleInTransactionTimeoutMs', o.idleInTransactionTimeoutMs, 1, 3_600_000);
+  integer('connectTimeoutMs', o.connectTimeoutMs, 1, 600_000);
   integer('poolSize', o.poolSize, 1, 1000);
   if (o.maxBodyBytes < o.maxStatementBytes) throw usage('maxBodyBytes must be at least maxStatementBytes.');
   const limits = { ratePerSecond: 10, burst: 20, maxConcurrent: 4, ...definedOnly(options.limits ?? {}) };
@@ -88,8 +93,10 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
 }
 
 /** The agent pool the gateway owns when none is given. */
-export function createAgentPool(url: string, size: number, pipeline: boolean): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max: size, pipeline } as pg.PoolConfig);
+export function createAgentPool(url: string, size: number, pipeline: boolean, connectTimeoutMs: number): pg.Pool {
+  // connectionTimeoutMillis bounds a new connection's login; the executor bounds the wait for a
+  // free one (agent-connection.ts), on pools given by the caller too.
+  const pool = new pg.Pool({ connectionString: url, max: size, pipeline, connectionTimeoutMillis: connectTimeoutMs } as pg.PoolConfig);
   // An idle connection that drops is replaced on the next checkout; never crash the server.
   pool.on('error', () => undefined);
   return pool;

@@ -4,7 +4,8 @@
  *   validate the input → per-tenant limits → firewall → parameter count → executor → audit record
  *
  * Nothing reaches the database before the firewall has passed the statement, and no result leaves
- * before its audit record is written (a result whose record could not be written is withheld).
+ * before its audit record is written (a result whose record could not be written is withheld; a
+ * write's record is written in the write's own transaction, so a write never commits without it).
  * Replies are plain data (status + JSON body) so each door renders them its own way.
  */
 import { randomUUID, createHash } from 'node:crypto';
@@ -12,8 +13,8 @@ import type pg from 'pg';
 import { TenantfenceError, ErrorCodes, type ErrorCode } from '../errors.ts';
 import { AuditLog, type AuditRecord } from './audit-log.ts';
 import { createAuthenticator, type Authenticator, type Principal } from './auth.ts';
-import { describeDatabaseError } from './db-errors.ts';
-import { Executor, StatementError, explainText, type ExecuteResult } from './executor.ts';
+import { describeFailure } from './db-errors.ts';
+import { Executor, explainText, type ExecuteResult } from './executor.ts';
 import { checkExplain, checkSql, loadFirewall, type FirewallOptions } from './firewall.ts';
 import { TenantLimiter } from './limits.ts';
 import { Metrics } from './metrics.ts';
@@ -43,7 +44,7 @@ export class GatewayService {
   readonly #limiter: TenantLimiter;
   readonly #pool: pg.Pool;
   readonly #owned: pg.Pool[] = [];
-  readonly #firewall: FirewallOptions;
+  #firewall: FirewallOptions;
   #started: Promise<void> | undefined;
   #schema: { at: number; value: Promise<SchemaDescription> } | undefined;
 
@@ -52,7 +53,7 @@ export class GatewayService {
     const o = this.options;
     this.authenticate = createAuthenticator(o.auth);
     const own = (): pg.Pool => {
-      const pool = createAgentPool(o.agentDatabaseUrl!, o.poolSize, o.pipeline);
+      const pool = createAgentPool(o.agentDatabaseUrl!, o.poolSize, o.pipeline, o.connectTimeoutMs);
       this.#owned.push(pool);
       return pool;
     };
@@ -71,15 +72,21 @@ export class GatewayService {
       idleInTransactionTimeoutMs: o.idleInTransactionTimeoutMs,
       maxRows: o.maxRows,
       maxResponseBytes: o.maxResponseBytes,
+      connectTimeoutMs: o.connectTimeoutMs,
     });
     this.#audit = new AuditLog({ pool: auditPool, key: o.key, redaction: o.auditStatements });
     this.#limiter = new TenantLimiter(o.limits);
     this.#firewall = { mode: o.mode, maxBytes: o.maxStatementBytes };
   }
 
-  /** Loads the firewall's parser and the type names; call it before listening to fail fast. */
+  /**
+   * Loads the firewall's parser, the type names and the server profile (the firewall then allows
+   * only the syntax and functions this server has); call it before listening to fail fast.
+   */
   start(): Promise<void> {
-    this.#started ??= Promise.all([loadFirewall(), this.#executor.start()]).then(() => undefined);
+    this.#started ??= Promise.all([loadFirewall(), this.#executor.start()]).then(() => {
+      this.#firewall = { ...this.#firewall, server: this.#executor.profile! };
+    });
     this.#started.catch(() => (this.#started = undefined));
     return this.#started;
   }
@@ -98,11 +105,14 @@ export class GatewayService {
     }
   }
 
+  /** What the agent may query; a `TF_CONNECTION` error when the database cannot be reached. */
   schema(): Promise<SchemaDescription> {
     const now = Date.now();
     if (!this.#schema || now - this.#schema.at > SCHEMA_TTL_MS) {
-      const value = describeSchema(this.#pool, this.options.mode === 'write');
-      value.catch(() => (this.#schema = undefined));
+      const value = describeSchema(this.#pool, this.options.mode === 'write').catch((error: unknown) => {
+        this.#schema = undefined;
+        throw new TenantfenceError(ErrorCodes.CONNECTION, 'The gateway cannot reach the database as the agent role right now; retry shortly.', { cause: error });
+      });
       this.#schema = { at: now, value };
     }
     return this.#schema.value;
@@ -162,32 +172,46 @@ export class GatewayService {
       );
     }
     const started = performance.now();
+    const elapsed = () => Math.round((performance.now() - started) * 1000) / 1000;
+    // A write's record is appended inside its own transaction, so the two commit together or not
+    // at all: no committed write without its record (a data-modifying CTE is refused, so in read
+    // mode, and for EXPLAIN, nothing is written).
+    const write = this.options.mode === 'write' && !explain;
+    const ok = (rows: number): AuditRecord => ({ ...base, fingerprint, verdict: 'ok', rows, durationMs: elapsed() });
     try {
-      const result = await this.#executor.execute({ tenant: principal.tenant, sql: input.sql, params: input.params, maxRows: input.maxRows, explain });
-      const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+      const result = await this.#executor.execute({
+        tenant: principal.tenant,
+        sql: input.sql,
+        params: input.params,
+        maxRows: input.maxRows,
+        explain,
+        kind: verdict.kind,
+        ...(write ? { record: (r: ExecuteResult) => this.#audit.statement(ok(r.rowCount)) } : {}),
+      });
       const { columns, rows, rowCount, truncated, truncatedBy } = result;
-      const body: QueryResponse = { columns, rows, rowCount, truncated, ...(truncatedBy ? { truncatedBy } : {}), durationMs };
-      // In write mode any statement may have changed rows (a data-modifying CTE is a SELECT), so all are durable.
-      const changed = this.options.mode === 'write' && !explain;
-      return this.#audited({ ...base, fingerprint, verdict: 'ok', rows: rowCount, durationMs, changed }, { ok: true, status: 200, requestId, body });
+      const body: QueryResponse = { columns, rows, rowCount, truncated, ...(truncatedBy ? { truncatedBy } : {}), durationMs: elapsed() };
+      const reply = { ok: true as const, status: 200 as const, requestId, body };
+      return write ? reply : this.#audited(ok(rowCount), reply);
     } catch (error) {
-      const durationMs = performance.now() - started;
-      const d = error instanceof StatementError ? describeDatabaseError(error.cause, this.options.statementTimeoutMs) : describeDatabaseError(undefined, 0);
-      const body = errorBody(d.code, d.message, d.sqlstate ? { sqlstate: d.sqlstate } : {});
-      return this.#audited({ ...base, fingerprint, verdict: 'error', durationMs, code: d.code, ...(d.sqlstate ? { sqlstate: d.sqlstate } : {}) }, { ok: false, status: d.status, requestId, body });
+      const d = describeFailure(error, { ...this.options, write });
+      if (d.code === ErrorCodes.AUDIT) this.metrics.auditFailure();
+      const sqlstate = d.sqlstate ? { sqlstate: d.sqlstate } : {};
+      const body = errorBody(d.code, d.message, sqlstate);
+      return this.#audited({ ...base, fingerprint, verdict: 'error', durationMs: elapsed(), code: d.code, ...sqlstate }, { ok: false, status: d.status, requestId, body });
     }
   }
 
+  /** Appends the record on the audit pool, then replies; a reply whose record failed is withheld. */
   async #audited<T extends Reply<QueryResponse>>(record: AuditRecord, reply: T): Promise<T | Reply<QueryResponse>> {
     try {
       await this.#audit.append(record);
       return reply;
-    } catch {
+    } catch (error) {
+      // The request id is the key: a duplicate means this request's record is already there
+      // (a write whose connection was lost after its COMMIT reached the server).
+      if ((error as { code?: unknown }).code === '23505') return reply;
       this.metrics.auditFailure();
-      const wrote = record.verdict === 'ok' && this.options.mode === 'write';
-      const message = wrote
-        ? 'The statement ran (a write was committed) but its audit record could not be written, so the result is withheld; tell an operator.'
-        : 'The audit record could not be written, so the result is withheld; retry, and tell an operator if it persists.';
+      const message = 'The audit record could not be written, so the result is withheld; retry, and tell an operator if it persists.';
       return { ok: false, status: 503, requestId: reply.requestId, body: errorBody(ErrorCodes.AUDIT, message) };
     }
   }

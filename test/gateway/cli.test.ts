@@ -15,6 +15,8 @@ import { jwt, JWT_SECRET, setUp, type Setup } from './helpers.ts';
 
 let s: Setup;
 let env: Record<string, string>;
+/** A 64 MiB value from allowlisted functions. */
+const BIG = `${'replace('.repeat(8)}'xxxx'${", 'x', 'xxxxxxxx')".repeat(8)}`;
 before(async () => {
   s = await setUp();
   env = {
@@ -61,6 +63,12 @@ test('serve: a real HTTP server on loopback answers as the JWT tenant', async ()
     assert.deepEqual(((await res.json()) as any).rows, [{ tenant_id: TENANT_B }]);
     const write = await fetch(`${server.url}/v1/query`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: '{"sql":"DELETE FROM conversations"}' });
     assert.equal(write.status, 422, 'read-only by default');
+    // A row past the response cap (4 MiB by default) fails that request only.
+    const big = await fetch(`${server.url}/v1/query`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify({ sql: `SELECT ${BIG} AS big` }) });
+    assert.equal(big.status, 400);
+    assert.equal(((await big.json()) as any).error.code, 'TF_RESULT_TOO_LARGE');
+    const after = await fetch(`${server.url}/healthz`);
+    assert.equal(after.status, 200);
   } finally {
     await server.close();
   }
@@ -77,6 +85,10 @@ test('mcp over stdio: a child process serving the start-up token tenant', async 
   const client = new Client({ name: 'cli-test', version: '1' });
   await client.connect(transport);
   try {
+    const big = (await client.callTool({ name: 'query', arguments: { sql: `SELECT ${BIG} AS big` } })) as any;
+    assert.equal(big.isError, true);
+    assert.match(big.content[0].text, /^TF_RESULT_TOO_LARGE: /);
+    // The child process survived it and serves the next call.
     const r = (await client.callTool({ name: 'query', arguments: { sql: 'SELECT count(*)::int AS n FROM conversations' } })) as any;
     assert.deepEqual(r.structuredContent.rows, [{ n: 3 }]);
   } finally {

@@ -106,6 +106,27 @@ test('write mode: UPDATE and DELETE reach only the tenant, INSERT for B fails WI
   await s.db.admin.query(`DELETE FROM conversations WHERE transcript = 'new'`);
 });
 
+for (const pipeline of [true, false]) {
+  test(`write mode appends the record inside the transaction, before COMMIT (pipeline=${pipeline})`, async () => {
+    const ex = s.executor({ pool: s.agentPool({ pipeline } as object), mode: 'write' });
+    const [row] = await rowsOf(s.db, TENANT_A);
+    const marker = `recorded-${pipeline}`;
+    // A stand-in record: any statement the caller wants in the transaction after the result.
+    const record = (r: { rowCount: number }) => ({ text: 'UPDATE conversations SET transcript = $1 WHERE id = $2', values: [`${marker}:${r.rowCount}`, row!.id] });
+    const r = await ex.execute({ tenant: TENANT_A, sql: 'UPDATE conversations SET transcript = transcript RETURNING id', params: [], kind: 'update', record });
+    assert.equal(r.rowCount, 3);
+    assert.equal((await rowsOf(s.db, TENANT_A)).find((x) => x.id === row!.id)?.transcript, `${marker}:3`, 'ran in the committed transaction');
+    // A failed statement skips the record and rolls back; the connection stays usable.
+    await assert.rejects(ex.execute({ tenant: TENANT_A, sql: 'UPDATE conversations SET transcript = (1 / 0)::text', params: [], kind: 'update', record }), (e) => sqlstateOf(e) === '22012');
+    // A failed record rolls the write back.
+    const failing = () => ({ text: 'SELECT 1 / 0', values: [] });
+    await assert.rejects(ex.execute({ tenant: TENANT_A, sql: `UPDATE conversations SET transcript = 'never'`, params: [], kind: 'update', record: failing }), { name: 'RecordError' });
+    assert.ok((await rowsOf(s.db, TENANT_A)).every((x) => x.transcript !== 'never'));
+    await s.db.admin.query('UPDATE conversations SET transcript = $1 WHERE id = $2', [row!.transcript, row!.id]);
+    await assertBUntouched();
+  });
+}
+
 test('a failed write rolls back', async () => {
   const ex = s.executor({ mode: 'write' });
   await assert.rejects(
@@ -128,7 +149,7 @@ test('session state left by one request does not reach the next', async () => {
   await ex.execute({
     tenant: TENANT_A,
     sql: `SELECT set_config('tenantfence.context', current_setting('tenantfence.context'), false), set_config('search_path', 'pg_catalog', false),
-                 set_config('statement_timeout', '0', false), pg_advisory_lock(42)`,
+                 set_config('statement_timeout', '0', false), pg_advisory_lock(42), set_config('role', current_user, false)`,
     params: [],
   });
   await ex.execute({ tenant: TENANT_A, sql: 'DECLARE held CURSOR WITH HOLD FOR SELECT * FROM conversations', params: [] });
@@ -136,8 +157,9 @@ test('session state left by one request does not reach the next', async () => {
   try {
     const { rows } = await client.query(`SELECT current_setting('tenantfence.context', true) AS ctx, current_setting('search_path') AS path,
       current_setting('statement_timeout') AS st, (SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS locks,
-      (SELECT count(*)::int FROM pg_cursors) AS cursors, (SELECT count(*)::int FROM conversations) AS visible`);
-    assert.deepEqual(rows[0], { ctx: '', path: '"$user", public', st: '0', locks: 0, cursors: 0, visible: 0 });
+      (SELECT count(*)::int FROM pg_cursors) AS cursors, (SELECT count(*)::int FROM conversations) AS visible,
+      current_setting('role') AS role, session_user = current_user AS same`);
+    assert.deepEqual(rows[0], { ctx: '', path: '"$user", public', st: '0', locks: 0, cursors: 0, visible: 0, role: 'none', same: true });
   } finally {
     client.release();
   }

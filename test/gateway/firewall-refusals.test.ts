@@ -38,6 +38,29 @@ const ESCAPES: Row[] = [
   ['XML construction', 'SELECT xmlelement(name a, id) FROM orders', 'other'],
 ];
 
+/** System columns and the types that read transaction, tuple or catalog ids, in every spelling. */
+const SYSTEM: Row[] = [
+  ['xmin, ctid, cmax by field selection', 'SELECT (c).xmin AS x, (c).ctid AS t, (c).cmax AS m FROM conversations c', 'other'],
+  ['xmin from a starred whole row', 'SELECT (c.*).xmin FROM conversations c', 'other'],
+  ['a field selection in WHERE', 'SELECT id FROM conversations c WHERE (c).xmax <> 0', 'other'],
+  ['a field selection in RETURNING', "UPDATE conversations c SET transcript = 'y' WHERE id = 1 RETURNING (c).xmin, (c).ctid", 'other', 'write'],
+  ['xmin in functional notation', 'SELECT xmin(c) FROM conversations c', 'other'],
+  ['ctid in functional notation, qualified', 'SELECT pg_catalog.ctid(c) FROM conversations c', 'other'],
+  ['tableoid', 'SELECT tableoid::regclass, id FROM orders', 'other'],
+  ['tableoid by field selection', 'SELECT (o).tableoid FROM orders o', 'other'],
+  ['the global transaction counter through age(xid)', "SELECT age('3'::xid)", 'other'],
+  ['a CAST to xid8', "SELECT CAST('3' AS xid8)", 'other'],
+  ['a typed literal of tid', "SELECT tid '(0,1)'", 'other'],
+  ['a pg_catalog-qualified cid', "SELECT '1'::pg_catalog.cid", 'other'],
+  ['an xid array', "SELECT '{3}'::xid[]", 'other'],
+  ['an xid array by its internal name', "SELECT '{3}'::_xid", 'other'],
+  ['an xid column in a column definition list', "SELECT * FROM jsonb_to_record('{}') AS r(a xid)", 'other'],
+  ['a regclass lookup of a catalog', "SELECT 'pg_authid'::regclass::oid", 'other'],
+  ['a regrole lookup', "SELECT 'postgres'::regrole", 'other'],
+  ['a regnamespace lookup', "SELECT 'tenantfence'::regnamespace", 'other'],
+  ['a regprocedure lookup', "SELECT 'tenantfence.current_tenant()'::regprocedure", 'other'],
+];
+
 const FUNCTIONS_IN_EVERY_CLAUSE: Row[] = [
   ['set_config in the select list', `SELECT ${SET}`, 'function'],
   ['set_config as a FROM-clause function after a comment', `SELECT * FROM /* */ ${SET}`, 'function'],
@@ -88,6 +111,8 @@ const DANGEROUS_FUNCTIONS = [
   "current_setting('tenantfence.context', true)", "query_to_xml('SELECT * FROM orders', true, true, '')",
   "ts_stat('SELECT body FROM docs')", "pg_relation_size('orders')", 'pg_backend_pid()', 'setseed(0.5)', 'version()',
   'tenantfence.current_tenant()', 'tenantfence.sign_context(1)', "has_table_privilege('orders', 'SELECT')",
+  // one-call amplifiers: a gigabyte in the server's memory from a few bytes of SQL
+  "repeat('x', 1000000000)", "lpad('', 1000000000, 'x')", "rpad('', 1000000000, 'x')", 'array_fill(1, ARRAY[200000000])',
 ];
 
 const RELATIONS: Row[] = [
@@ -139,6 +164,7 @@ const UTILITY = [
 
 const table: Row[] = [
   ...ESCAPES,
+  ...SYSTEM,
   ...FUNCTIONS_IN_EVERY_CLAUSE,
   ...DANGEROUS_FUNCTIONS.map((call): Row => [call, `SELECT ${call}`, 'function']),
   ...DANGEROUS_FUNCTIONS.map((call): Row => [`${call} in FROM`, `SELECT * FROM ${call} AS f`, 'function']),
@@ -163,6 +189,22 @@ test('a function refusal names the function and says the tenant filter is automa
   assert.ok(!verdict.ok);
   assert.match(verdict.message, /remove set_config\(\)/);
   assert.match(verdict.message, /tenant filtering is automatic/);
+});
+
+test('a system column refusal says why and what to select instead', () => {
+  const verdict = checkSql('SELECT (c).xmin FROM conversations c', { mode: 'read' });
+  assert.ok(!verdict.ok);
+  assert.match(verdict.message, /system column xmin .* across every tenant: select your table's own columns/);
+});
+
+test('whole-row values, text search configurations and regtype stay allowed', () => {
+  for (const sql of [
+    'SELECT row_to_json(c), to_jsonb(c), c::text, (c).transcript, (c.*).id FROM conversations c',
+    "SELECT to_tsvector('english'::regconfig, transcript), pg_typeof(id)::text, 'int4'::regtype FROM conversations",
+  ]) {
+    const verdict = checkSql(sql, { mode: 'read' });
+    assert.ok(verdict.ok, `${sql}: ${JSON.stringify(verdict)}`);
+  }
 });
 
 test('a relation refusal points to the schema tools', () => {

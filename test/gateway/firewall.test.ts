@@ -62,7 +62,6 @@ const READS: Array<[string, string]> = [
   ['comments around a SELECT', '-- top customers\n/* by revenue */ SELECT 1 -- done'],
   ['trailing semicolons', 'SELECT 1;;'],
   ['SQL value functions', 'SELECT current_date, current_timestamp, localtime, current_user'],
-  ['tableoid (not a counting system column)', 'SELECT tableoid::regclass, id FROM orders'],
   ['named arguments', "SELECT make_interval(days => 3), jsonb_set('{}', '{a}', '1', create_if_missing => true)"],
 ];
 
@@ -118,6 +117,26 @@ test('allowFunctions adds names; it cannot add the never-allowed ones or qualifi
   for (const bad of [['set_config'], ['pg_sleep'], ['public.similarity'], ['Similarity']]) {
     assert.throws(() => checkSql(sql, { mode: 'read', allowFunctions: bad }), (e) => isTenantfenceError(e) && e.code === 'TF_USAGE');
   }
+});
+
+test('a server profile: node types newer than the server and names its pg_catalog lacks are refused', () => {
+  const pg15 = { version: 150020, functions: new Set(['lower', 'count', 'json_object', 'jsonb_build_object']) };
+  const sqlJson = "SELECT JSON_OBJECT('a': 1), x IS JSON, JSON_ARRAYAGG(id), json_scalar(1), JSON_VALUE(d, '$.a'), json(t) FROM t";
+  assert.equal(pick(checkSql(sqlJson, { mode: 'read', server: pg15 })), 'other');
+  for (const sql of ["SELECT JSON_OBJECT('a': 1)", 'SELECT x IS JSON FROM t', 'SELECT json_scalar(1)', 'SELECT json_serialize(x) FROM t', 'SELECT json(t) FROM t']) {
+    const verdict = checkSql(sql, { mode: 'read', server: pg15 });
+    assert.equal(pick(verdict), 'other', sql);
+    assert.match(verdict.ok ? '' : verdict.message, /needs PostgreSQL 1[67], and this database runs 15: /, sql);
+  }
+  accepted(checkSql("SELECT json_object('{a,1}'::text[]), lower(name), count(*) FROM t GROUP BY 1, 2", { mode: 'read', server: pg15 }));
+  const missing = checkSql('SELECT any_value(name) FROM t', { mode: 'read', server: pg15 });
+  assert.equal(pick(missing), 'function');
+  assert.match(missing.ok ? '' : missing.message, /any_value\(\) is not available on this database \(PostgreSQL 15/);
+  // Extra names are cut to the server's pg_catalog too.
+  assert.equal(pick(checkSql('SELECT similarity(a, b) FROM t', { mode: 'read', allowFunctions: ['similarity'], server: pg15 })), 'function');
+  const pg17 = { version: 170000, functions: new Set(['any_value']) };
+  accepted(checkSql("SELECT json_scalar(1), JSON_VALUE(d, '$.a'), any_value(x) FROM t", { mode: 'read', server: pg17 }));
+  assert.equal(pick(checkSql('UPDATE t SET v = 1 RETURNING WITH (OLD AS o) o.v', { mode: 'write', server: pg17 })), 'other');
 });
 
 test('bad options and a missing load are loud', () => {

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createGateway, type GatewayApp } from '../../src/gateway/http.ts';
 import { rowsOf, TENANT_A, TENANT_B } from '../support/db.ts';
-import { jwt, JWT_SECRET, setUp, type Setup } from './helpers.ts';
+import { auditRows, jwt, JWT_SECRET, setUp, type Setup } from './helpers.ts';
 
 let s: Setup;
 let app: GatewayApp;
@@ -23,8 +23,8 @@ after(async () => {
   await s.db.drop();
 });
 
-async function query(sql: string, params?: unknown[]) {
-  const res = await app.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify({ sql, ...(params ? { params } : {}) }) });
+async function query(sql: string, params?: unknown[], maxRows?: number) {
+  const res = await app.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify({ sql, ...(params ? { params } : {}), ...(maxRows ? { maxRows } : {}) }) });
   return { status: res.status, body: (await res.json()) as any };
 }
 const assertBUntouched = async () => assert.deepEqual(await rowsOf(s.db, TENANT_B), bBefore);
@@ -84,6 +84,49 @@ test('a failed write leaves nothing behind', async () => {
   assert.equal(r.status, 400);
   assert.equal(r.body.error.sqlstate, '22012');
   assert.ok((await rowsOf(s.db, TENANT_A)).every((row) => row.transcript !== 'x'));
+});
+
+test('RETURNING a field selection of a system column is refused before the UPDATE runs', async () => {
+  const aBefore = await rowsOf(s.db, TENANT_A);
+  const r = await query(`UPDATE conversations c SET transcript = 'y' WHERE id = $1::bigint RETURNING (c).xmin, (c).ctid`, [aBefore[0]!.id]);
+  assert.equal(r.status, 422);
+  assert.equal(r.body.error.code, 'TF_SQL_REJECTED');
+  assert.deepEqual(await rowsOf(s.db, TENANT_A), aBefore, 'nothing ran');
+  await assertBUntouched();
+});
+
+test('a deferred unique violation at COMMIT is the statement\'s error: 400 with its SQLSTATE, recorded, nothing committed', async () => {
+  await s.db.admin.query('ALTER TABLE conversations ADD CONSTRAINT one_transcript UNIQUE (tenant_id, transcript) DEFERRABLE INITIALLY DEFERRED');
+  try {
+    const aBefore = await rowsOf(s.db, TENANT_A);
+    const sql = `INSERT INTO conversations (tenant_id, agent_id, transcript) VALUES ($1, gen_random_uuid(), $2) RETURNING id`;
+    const r = await query(sql, [TENANT_A, aBefore[0]!.transcript]);
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.equal(r.body.error.code, 'TF_CONSTRAINT');
+    assert.equal(r.body.error.sqlstate, '23505');
+    assert.ok(!JSON.stringify(r.body).includes('Key ('), 'no DETAIL');
+    assert.deepEqual(await rowsOf(s.db, TENANT_A), aBefore);
+    const record = (await auditRows(s.db)).find((row) => row.statement === sql);
+    assert.deepEqual([record?.verdict, record?.error_code, record?.sqlstate], ['error', 'TF_CONSTRAINT', '23505']);
+    // The connection whose scrub did not run was dropped; the next request gets a clean one.
+    const next = await query('SELECT count(*)::int AS n FROM conversations');
+    assert.deepEqual(next.body.rows, [{ n: 3 }]);
+  } finally {
+    await s.db.admin.query('ALTER TABLE conversations DROP CONSTRAINT one_transcript');
+  }
+  await assertBUntouched();
+});
+
+test('rowCount of a write is the rows it affected, also when the row cap cuts its RETURNING rows', async () => {
+  const r = await query(`UPDATE conversations SET transcript = transcript RETURNING id`, undefined, 2);
+  assert.equal(r.status, 200);
+  assert.equal(r.body.rows.length, 2);
+  assert.equal(r.body.truncated, true);
+  assert.equal(r.body.truncatedBy, 'maxRows');
+  assert.equal(r.body.rowCount, 3);
+  const record = (await auditRows(s.db)).find((row) => row.statement === 'UPDATE conversations SET transcript = transcript RETURNING id');
+  assert.equal(record?.row_count, 3);
+  await assertBUntouched();
 });
 
 test('multiple statements stay refused in write mode', async () => {

@@ -15,7 +15,9 @@ let bBefore: Awaited<ReturnType<typeof rowsOf>>;
 
 before(async () => {
   s = await setUp();
-  app = createGateway({ pool: s.agentPool(), key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, maxRows: 50, statementTimeoutMs: 1000 });
+  // Limits are tested in limits.test.ts; here they would only make the request count matter.
+  const limits = { burst: 1000, ratePerSecond: 1000 };
+  app = createGateway({ pool: s.agentPool(), key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, maxRows: 50, statementTimeoutMs: 1000, limits });
   tokenA = await jwt({ tenant_id: TENANT_A, sub: 'agent-a' }, { expiresIn: '5m' });
   bBefore = await rowsOf(s.db, TENANT_B);
 });
@@ -97,6 +99,30 @@ test('refused statements: 422 TF_SQL_REJECTED, nothing runs, B unchanged', async
   }
   await assertBUntouched();
   assert.equal((await rowsOf(s.db, TENANT_A)).length, 3);
+});
+
+test('system columns and transaction ids are refused in every spelling, and each refusal is audited', async () => {
+  const attacks = [
+    'SELECT (c).xmin AS x, (c).ctid AS t, (c).cmax AS m FROM conversations c',
+    'SELECT (c.*).xmin FROM conversations c',
+    "SELECT age('3'::xid)",
+    'SELECT xmin(c) FROM conversations c',
+  ];
+  for (const sql of attacks) {
+    const r = await query({ sql });
+    assert.equal(r.status, 422, sql);
+    assert.equal(r.body.error.reason, 'other');
+    assert.ok(!JSON.stringify(r.body).match(/\(\d+,\d+\)|"x"|"m"/), 'no tuple position or transaction id in the reply');
+  }
+  const records = await auditRows(s.db);
+  for (const sql of attacks) assert.equal(records.find((row) => row.statement === sql)?.verdict, 'rejected', sql);
+  // What stays allowed holds no system column: Postgres leaves them out of whole-row values.
+  const whole = await query({ sql: 'SELECT row_to_json(c) AS j, to_jsonb(c) AS b FROM conversations c LIMIT 1' });
+  assert.equal(whole.status, 200);
+  const keys = ['agent_id', 'created_at', 'id', 'tenant_id', 'transcript'];
+  assert.deepEqual(Object.keys(whole.body.rows[0].j).sort(), keys);
+  assert.deepEqual(Object.keys(whole.body.rows[0].b).sort(), keys);
+  await assertBUntouched();
 });
 
 test('credentials: missing, malformed, wrong key, expired, no exp, no tenant → 401, nothing runs', async () => {
@@ -181,6 +207,43 @@ test('GET /v1/schema lists what the agent may query and says tenant filtering is
   assert.deepEqual(t.columns.map((c: any) => [c.name, c.type]), [
     ['id', 'bigint'], ['tenant_id', 'uuid'], ['agent_id', 'uuid'], ['transcript', 'text'], ['created_at', 'timestamp with time zone'],
   ]);
+});
+
+test('no free connection in time: 503 after connectTimeoutMs, with its record; the pool recovers', async () => {
+  const pool = s.agentPool({ max: 1 });
+  const busy = createGateway({ pool, auditPool: s.agentPool(), key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, connectTimeoutMs: 200 });
+  try {
+    await busy.service.start();
+    const held = await pool.connect();
+    const started = Date.now();
+    const res = await busy.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${tokenA}` }, body: JSON.stringify({ sql: 'SELECT 1 AS one' }) });
+    const body = (await res.json()) as any;
+    assert.equal(res.status, 503);
+    assert.equal(body.error.code, 'TF_DATABASE');
+    assert.match(body.error.message, /No database connection became free within 200 ms/);
+    assert.ok(Date.now() - started < 2000);
+    const record = (await auditRows(s.db)).find((r) => r.statement === 'SELECT 1 AS one' && r.verdict === 'error');
+    assert.equal(record?.error_code, 'TF_DATABASE');
+    held.release();
+    const again = await busy.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${tokenA}` }, body: JSON.stringify({ sql: 'SELECT 2 AS two' }) });
+    assert.equal(again.status, 200);
+  } finally {
+    await busy.close();
+  }
+});
+
+test('the database down: /v1/schema and /healthz answer 503, not 500', async () => {
+  const down = createGateway({ agentDatabaseUrl: 'postgres://nobody@127.0.0.1:1/none', key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, connectTimeoutMs: 500 });
+  try {
+    const schema = await down.request('/v1/schema', { headers: { Authorization: `Bearer ${tokenA}` } });
+    assert.equal(schema.status, 503);
+    assert.equal(((await schema.json()) as any).error.code, 'TF_CONNECTION');
+    assert.equal((await down.request('/healthz')).status, 503);
+    const q = await down.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${tokenA}` }, body: JSON.stringify({ sql: 'SELECT 1' }) });
+    assert.equal(q.status, 503);
+  } finally {
+    await down.close();
+  }
 });
 
 test('healthz and metrics', async () => {

@@ -1,0 +1,134 @@
+/**
+ * The checks the walk (firewall-walk.ts) makes on the nodes that carry names: relations,
+ * columns and field selections, functions, operators, types, TABLESAMPLE methods, and node types
+ * newer than the server. Each throws a `Refusal` whose message names the fix.
+ */
+import { REFUSED_SCHEMAS, REFUSED_TYPES, SYSTEM_COLUMNS } from './allowlist.ts';
+import type { FirewallReason } from './firewall.ts';
+import { NODE_SINCE, refusedLabel } from './firewall-nodes.ts';
+import type { WalkSettings } from './firewall-walk.ts';
+
+type Json = { readonly [key: string]: unknown };
+
+/** A refusal, thrown inside the walk and turned into a verdict by checkSql. */
+export class Refusal {
+  constructor(
+    readonly reason: FirewallReason,
+    readonly message: string,
+  ) {}
+}
+
+/** System schemas (Postgres reserves the `pg_` prefix) and the ones listed in the allowlist file. */
+export function isRefusedSchema(schema: string): boolean {
+  return schema.startsWith('pg_') || REFUSED_SCHEMAS.includes(schema);
+}
+
+const LOOK_ELSEWHERE = 'use the list_tables and describe_table tools for schema questions; tenant filtering is automatic';
+
+/**
+ * Postgres looks an unqualified name up in the enclosing WITH clauses first, then in the
+ * implicit pg_catalog, then in the search path; a qualified name never matches a CTE.
+ */
+export function checkRelation(body: Json, ctes: readonly string[]): void {
+  const { relname: name, schemaname: schema, catalogname: catalog } = body;
+  if (typeof name !== 'string') unsupported('a table reference');
+  if (schema !== undefined || catalog !== undefined) {
+    if (typeof schema === 'string' && !isRefusedSchema(schema)) return;
+    throw new Refusal('relation', `${String(schema)}.${name} is refused: system catalogs, statistics and the tenantfence schema are off limits; ${LOOK_ELSEWHERE}.`);
+  }
+  if (ctes.includes(name)) return;
+  if (name.startsWith('pg_')) {
+    throw new Refusal('relation', `${name} is refused: an unqualified pg_ name means the system catalog, which is off limits (schema-qualify your own table); ${LOOK_ELSEWHERE}.`);
+  }
+}
+
+/** `t.xmin`: the last name of a column reference is the column (earlier ones name the table). */
+export function checkColumn(fields: unknown): void {
+  if (!Array.isArray(fields) || fields.length === 0) unsupported('a column reference');
+  systemColumn(((fields[fields.length - 1] as Json).String as Json | undefined)?.sval);
+}
+
+/** `(t).xmin`, `(t.*).ctid`: a field selected from a whole-row value is a column too. */
+export function checkFieldSelection(indirection: unknown): void {
+  for (const item of Array.isArray(indirection) ? indirection : []) systemColumn(((item as Json).String as Json | undefined)?.sval);
+}
+
+export function checkFunction(funcname: unknown, settings: WalkSettings): void {
+  const parts = names(funcname, 'a function call');
+  const name = parts.length === 1 ? parts[0]! : parts.length === 2 && parts[0] === 'pg_catalog' ? parts[1]! : undefined;
+  if (name === undefined) {
+    throw new Refusal('function', `${parts.join('.')}() is refused: schema-qualified functions are not allowed; remove it, tenant filtering is automatic.`);
+  }
+  systemColumn(name); // `xmin(t)` is Postgres's functional notation for `t.xmin`
+  if (!settings.functions.has(name)) {
+    if (settings.allowed.has(name)) {
+      throw new Refusal('function', `${name}() is not available on this database (PostgreSQL ${serverRelease(settings.serverVersion)} has no pg_catalog.${name}, or another schema on the search path defines the same name): rewrite the query without it.`);
+    }
+    throw new Refusal('function', `Functions outside the allowlist are refused: remove ${name}() (common string, math, date/time, aggregate, window, JSON, array and text-search functions are allowed); tenant filtering is automatic.`);
+  }
+}
+
+/**
+ * SQL/JSON syntax newer than the server: an older server reads `json_scalar(x)` or
+ * `json_arrayagg(x)` as a call of whatever function the search path finds (server-profile.ts).
+ */
+export function checkNodeVersion(type: string, settings: WalkSettings): void {
+  const version = NODE_SINCE.get(type);
+  if (version !== undefined && settings.serverVersion < version) {
+    throw new Refusal('other', `${refusedLabel(type)} needs PostgreSQL ${version / 10000}, and this database runs ${serverRelease(settings.serverVersion)}: use the json/jsonb functions and operators instead.`);
+  }
+}
+
+/** `OPERATOR(schema.op)` outside pg_catalog could name any function; plain operators are fine. */
+export function checkOperator(list: unknown): void {
+  if (list === undefined) return;
+  const parts = names(list, 'an operator');
+  if (parts.length > 2 || (parts.length === 2 && parts[0] !== 'pg_catalog')) {
+    throw new Refusal('function', `OPERATOR(${parts.join('.')}) is refused: write the operator without a schema.`);
+  }
+}
+
+export function checkTypeName(list: unknown): void {
+  const parts = names(list, 'a type name');
+  const schema = parts.length > 1 ? parts[parts.length - 2]! : undefined;
+  if (schema !== undefined && schema !== 'pg_catalog' && isRefusedSchema(schema)) {
+    throw new Refusal('other', `Types from schema ${schema} are refused: use built-in types or your own tables' types.`);
+  }
+  const type = parts[parts.length - 1]!;
+  if ((schema === undefined || schema === 'pg_catalog') && REFUSED_TYPES.has(type)) {
+    throw new Refusal('other', `The type ${type} is refused because transaction ids, tuple ids and catalog lookups reveal other tenants' activity or the catalogs: cast to text, numeric or your own types instead.`);
+  }
+}
+
+export function checkSampleMethod(list: unknown): void {
+  const parts = names(list, 'TABLESAMPLE');
+  const method = parts.length === 1 || parts[0] === 'pg_catalog' ? parts[parts.length - 1] : undefined;
+  if (parts.length > 2 || (method !== 'system' && method !== 'bernoulli')) {
+    throw new Refusal('function', `TABLESAMPLE ${parts.join('.')} is refused: use TABLESAMPLE SYSTEM or BERNOULLI.`);
+  }
+}
+
+function serverRelease(version: number): string {
+  return `${Math.floor(version / 10000)}`;
+}
+
+function systemColumn(name: unknown): void {
+  if (typeof name === 'string' && SYSTEM_COLUMNS.has(name)) {
+    throw new Refusal('other', `The system column ${name} is refused because system columns number rows and transactions across every tenant: select your table's own columns.`);
+  }
+}
+
+/** The string parts of a name list (`[{String: {sval}}]`); anything else is refused. */
+export function names(list: unknown, what: string): string[] {
+  if (!Array.isArray(list) || list.length === 0) unsupported(what);
+  return list.map((item) => {
+    const sval = ((item as Json | undefined)?.String as Json | undefined)?.sval;
+    if (sval !== undefined && typeof sval !== 'string') unsupported(what);
+    return sval ?? '';
+  });
+}
+
+export function unsupported(where: string): never {
+  throw new Refusal('other', `The firewall does not recognise the shape of ${where}: rewrite the statement in plainer SQL.`);
+}
+
