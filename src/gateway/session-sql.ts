@@ -3,6 +3,7 @@
  * and the end of the transaction and the session scrub after it. See executor.ts for the order.
  */
 import { CONTEXT_SETTING } from '../context/token.ts';
+import { SESSION_RESET, UNLOCK_AND_CLEAR } from '../sql/session.ts';
 
 /**
  * The transaction's settings (bind parameters: the signed context, the three timeouts, the
@@ -17,10 +18,8 @@ export const SETUP = `SELECT set_config('${CONTEXT_SETTING}', $1, true), set_con
 
 /**
  * Nothing one request leaves on the connection may reach the next, whoever its tenant.
- * After a COMMIT (write mode) a session-level change survives (`set_config(..., false)`, a WITH
- * HOLD cursor, LISTEN, lastval(), `set_config('role', ...)`), so the context is cleared, settings
- * reset, the role and session authorization restored (RESET ALL leaves both alone), and prepared
- * statements, cursors, LISTEN registrations, sequence state and session advisory locks dropped.
+ * After a COMMIT (write mode) session-level changes survive, so the shared reset of
+ * src/sql/session.ts runs (the same one withTenant uses) and all prepared statements are dropped.
  * DISCARD ALL would do it in one word but cannot run in the implicit transaction of a
  * multi-statement string, which keeps this to one message.
  * After a ROLLBACK (read mode) settings, the role, the context, cursors and LISTEN are already
@@ -29,9 +28,9 @@ export const SETUP = `SELECT set_config('${CONTEXT_SETTING}', $1, true), set_con
  * If the COMMIT itself fails, the rest of the string does not run: the executor then destroys the
  * connection instead of returning it to the pool.
  */
-const CLEAR = `SELECT pg_advisory_unlock_all(), set_config('${CONTEXT_SETTING}', '', false)`;
-export const ROLLBACK = `ROLLBACK; DEALLOCATE ALL; ${CLEAR}`;
-export const COMMIT = `COMMIT; CLOSE ALL; DEALLOCATE ALL; UNLISTEN *; DISCARD SEQUENCES; RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; ${CLEAR}`;
+// The gateway's statements are unnamed, so every prepared statement can simply be dropped.
+export const ROLLBACK = `ROLLBACK; DEALLOCATE ALL; ${UNLOCK_AND_CLEAR}`;
+export const COMMIT = `COMMIT; DEALLOCATE ALL; ${SESSION_RESET}; ${UNLOCK_AND_CLEAR}`;
 
 /**
  * The statement the explain tool runs. COSTS OFF because row estimates count every tenant's rows

@@ -14,16 +14,23 @@
  */
 import { CONTEXT_SETTING } from '../context/token.ts';
 
-const RESET = [
+/** Undoes every kind of session state above except prepared statements (callers differ there). */
+export const SESSION_RESET = [
   'CLOSE ALL',
   'UNLISTEN *',
   'RESET ALL',
+  // RESET ALL leaves the role and the session authorization alone.
   'RESET ROLE',
+  'RESET SESSION AUTHORIZATION',
   'DISCARD TEMP',
   'DISCARD SEQUENCES',
-  `SELECT pg_catalog.pg_advisory_unlock_all(), pg_catalog.set_config('${CONTEXT_SETTING}', '', false),
-     EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) AS dirty`,
 ].join('; ');
+
+/** Session advisory locks survive COMMIT and ROLLBACK alike; so does a session-level context. */
+export const UNLOCK_AND_CLEAR = `SELECT pg_catalog.pg_advisory_unlock_all(), pg_catalog.set_config('${CONTEXT_SETTING}', '', false)`;
+
+const RESET = `${SESSION_RESET}; ${UNLOCK_AND_CLEAR},
+     EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) AS dirty`;
 
 export const COMMIT_AND_RESET = `COMMIT; ${RESET}`;
 export const ROLLBACK_AND_RESET = `ROLLBACK; ${RESET}`;
