@@ -12,7 +12,7 @@ import type pg from 'pg';
 import { AuditLog } from '../../src/gateway/audit-log.ts';
 import { createGateway, type GatewayApp } from '../../src/gateway/http.ts';
 import { rowsOf, TENANT_A, TENANT_B } from '../support/db.ts';
-import { auditRows, jwt, JWT_SECRET, setUp, type Setup } from './helpers.ts';
+import { auditRows, jwt, JWT_SECRET, setUp, type Setup, postQuery } from './helpers.ts';
 
 let s: Setup;
 let writer: GatewayApp;
@@ -34,10 +34,7 @@ after(async () => {
   await s.db.drop();
 });
 
-async function query(app: GatewayApp, sql: string) {
-  const res = await app.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify({ sql }) });
-  return { status: res.status, id: res.headers.get('X-Request-Id'), body: (await res.json()) as any };
-}
+const query = (app: GatewayApp, sql: string) => postQuery(app, token, { sql });
 
 async function recordOf(id: string | null) {
   const { rows } = await s.db.admin.query('SELECT statement, verdict, reason, row_count::int, error_code, sqlstate FROM tenantfence.audit_log WHERE request_id = $1', [id]);

@@ -9,7 +9,7 @@ import { withTenant } from '../../src/adapters/pg.ts';
 import { AuditLog } from '../../src/gateway/audit-log.ts';
 import { createGateway, type GatewayApp } from '../../src/gateway/http.ts';
 import { rowsOf, TENANT_A, TENANT_B } from '../support/db.ts';
-import { auditRows, jwt, JWT_SECRET, setUp, sqlstateOf, type Setup } from './helpers.ts';
+import { auditRows, jwt, JWT_SECRET, setUp, sqlstateOf, type Setup, postQuery } from './helpers.ts';
 
 let s: Setup;
 let app: GatewayApp;
@@ -22,11 +22,7 @@ after(async () => {
   await s.db.drop();
 });
 
-async function post(tenant: string, sql: string) {
-  const token = await jwt({ tenant_id: tenant, sub: `agent-${tenant.slice(0, 2)}` }, { expiresIn: '5m' });
-  const res = await app.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify({ sql }) });
-  return { status: res.status, body: (await res.json()) as any };
-}
+const post = async (tenant: string, sql: string) => postQuery(app, await jwt({ tenant_id: tenant, sub: `agent-${tenant.slice(0, 2)}` }, { expiresIn: '5m' }), { sql });
 
 test('agent SQL cannot read, insert, update, delete or truncate audit records', async () => {
   await post(TENANT_B, 'SELECT count(*) FROM conversations');

@@ -58,3 +58,18 @@ export async function auditRows(db: TestDatabase): Promise<Array<Record<string, 
   );
   return rows;
 }
+
+export interface QueryReply {
+  readonly status: number;
+  readonly id: string | null;
+  readonly retryAfter: string | null;
+  readonly body: any;
+  readonly ms: number;
+}
+
+/** POST /v1/query in-process as the holder of `token`; the reply with what tests look at. */
+export async function postQuery(app: { request: (path: string, init: RequestInit) => Response | Promise<Response> }, token: string, body: Record<string, unknown>): Promise<QueryReply> {
+  const started = performance.now();
+  const res = await app.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+  return { status: res.status, id: res.headers.get('X-Request-Id'), retryAfter: res.headers.get('Retry-After'), body: await res.json(), ms: performance.now() - started };
+}

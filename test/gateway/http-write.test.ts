@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createGateway, type GatewayApp } from '../../src/gateway/http.ts';
 import { rowsOf, TENANT_A, TENANT_B } from '../support/db.ts';
-import { auditRows, jwt, JWT_SECRET, setUp, type Setup } from './helpers.ts';
+import { auditRows, jwt, JWT_SECRET, setUp, type Setup, postQuery } from './helpers.ts';
 
 let s: Setup;
 let app: GatewayApp;
@@ -23,10 +23,7 @@ after(async () => {
   await s.db.drop();
 });
 
-async function query(sql: string, params?: unknown[], maxRows?: number) {
-  const res = await app.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify({ sql, ...(params ? { params } : {}), ...(maxRows ? { maxRows } : {}) }) });
-  return { status: res.status, body: (await res.json()) as any };
-}
+const query = (sql: string, params?: unknown[], maxRows?: number) => postQuery(app, token, { sql, ...(params ? { params } : {}), ...(maxRows ? { maxRows } : {}) });
 const assertBUntouched = async () => assert.deepEqual(await rowsOf(s.db, TENANT_B), bBefore);
 
 test("UPDATE and DELETE aimed at B's rows affect 0 rows", async () => {

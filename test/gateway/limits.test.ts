@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { TenantLimiter } from '../../src/gateway/limits.ts';
 import { createGateway, type GatewayApp } from '../../src/gateway/http.ts';
 import { TENANT_A, TENANT_B } from '../support/db.ts';
-import { jwt, JWT_SECRET, setUp, type Setup } from './helpers.ts';
+import { jwt, JWT_SECRET, setUp, type Setup, postQuery } from './helpers.ts';
 
 test('token bucket: burst, then the rate, with Retry-After', () => {
   let now = 0;
@@ -45,11 +45,7 @@ after(async () => {
   await s.db.drop();
 });
 
-async function post(tenant: string, sql = 'SELECT 1') {
-  const token = await jwt({ tenant_id: tenant }, { expiresIn: '5m' });
-  const res = await app.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify({ sql }) });
-  return { status: res.status, retryAfter: res.headers.get('Retry-After'), body: (await res.json()) as any };
-}
+const post = async (tenant: string, sql = 'SELECT 1') => postQuery(app, await jwt({ tenant_id: tenant }, { expiresIn: '5m' }), { sql });
 
 test('HTTP: a concurrent statement of the same tenant gets 429, another tenant does not', async () => {
   const slow = post(TENANT_A, 'SELECT count(*) FROM generate_series(1, 3000000)');

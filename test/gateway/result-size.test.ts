@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createGateway, type GatewayApp } from '../../src/gateway/http.ts';
 import { ResultTooLargeError } from '../../src/gateway/agent-connection.ts';
 import { rowsOf, TENANT_A, TENANT_B } from '../support/db.ts';
-import { jwt, JWT_SECRET, setUp, type Setup } from './helpers.ts';
+import { jwt, JWT_SECRET, setUp, type Setup, postQuery } from './helpers.ts';
 
 let s: Setup;
 let reader: GatewayApp;
@@ -35,10 +35,7 @@ after(async () => {
   await s.db.drop();
 });
 
-async function query(app: GatewayApp, sql: string) {
-  const res = await app.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify({ sql }) });
-  return { status: res.status, id: res.headers.get('X-Request-Id'), body: (await res.json()) as any };
-}
+const query = (app: GatewayApp, sql: string) => postQuery(app, token, { sql });
 
 async function recordOf(id: string | null) {
   const { rows } = await s.db.admin.query('SELECT verdict, error_code FROM tenantfence.audit_log WHERE request_id = $1', [id]);

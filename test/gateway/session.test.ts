@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createGateway, type GatewayApp } from '../../src/gateway/http.ts';
 import { ident } from '../../src/sql/quote.ts';
 import { rowsOf, TENANT_A, TENANT_B } from '../support/db.ts';
-import { auditRows, jwt, JWT_SECRET, setUp, type Setup } from './helpers.ts';
+import { auditRows, jwt, JWT_SECRET, setUp, type Setup, postQuery } from './helpers.ts';
 
 let s: Setup;
 let token: string;
@@ -43,11 +43,7 @@ async function gateway(): Promise<GatewayApp> {
   return app;
 }
 
-async function query(app: GatewayApp, sql: string) {
-  const started = performance.now();
-  const res = await app.request('/v1/query', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify({ sql }) });
-  return { status: res.status, body: (await res.json()) as any, ms: performance.now() - started };
-}
+const query = (app: GatewayApp, sql: string) => postQuery(app, token, { sql });
 
 const agent = () => ident(s.db.roles.agent);
 
