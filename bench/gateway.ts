@@ -110,7 +110,7 @@ async function main(): Promise<void> {
     const rls = new pg.Pool({ connectionString: urlForRole(url, roles.app, password), max: 10, pipeline: true } as pg.PoolConfig);
     // An idle connection can be closed under a pool at teardown (DROP DATABASE ... FORCE); that is
     // not a benchmark failure, so neither pool may crash the process with an unhandled 'error'.
-    for (const p of [plain, rls]) p.on('error', (e) => console.error(`# pool error ${(e as { code?: string }).code}: ${e.message}`));
+    for (const [name, p] of [["plain", plain], ["rls", rls]] as const) p.on("error", (e) => console.error(`# ${name} pool error ${(e as { code?: string }).code} at ${new Date().toISOString()}: ${e.message}`));
     pools.push(plain, rls);
     const results: Array<[string, number, Stats]> = [];
     const body = JSON.stringify({ sql: LATEST });
