@@ -3,9 +3,8 @@
  * Exit codes: 0 ok; 1 the command ran and found a problem (a leaked attack, a failed check);
  * 2 usage, connection or refusal errors (a TenantfenceError).
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import { TenantfenceError, ErrorCodes, isTenantfenceError } from '../errors.ts';
-import { connect, openDatabase, type DatabaseTarget } from '../embedded/database.ts';
 import { toTenantfenceError } from '../sql/apply.ts';
 import { init } from './commands/init.ts';
 import { protect } from './commands/protect.ts';
@@ -15,20 +14,8 @@ import { audit, type AuditFormat, type FailOn } from './commands/audit.ts';
 import { serve, untilSignal } from './commands/serve.ts';
 import { mcp } from './commands/mcp.ts';
 import { processIo, type Io } from './io.ts';
+import { common, dbOption, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
 import { VERSION } from '../version.ts';
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-type Values = Record<string, string | boolean | string[] | undefined>;
-
-interface Command {
-  readonly summary: string;
-  readonly usage: string;
-  readonly options: Options;
-  run(values: Values, positionals: string[], io: Io): Promise<number>;
-}
-
-const dbOption: Options = { 'database-url': { type: 'string' } };
-const roleOptions: Options = { 'app-role': { type: 'string' }, 'agent-role': { type: 'string' } };
 
 const commands: Record<string, Command> = {
   init: {
@@ -225,19 +212,6 @@ environment as tenantfence serve.`,
   },
 };
 
-/** Flags shared by serve and mcp; --database-url stands in for DATABASE_URL. */
-function common(v: Values) {
-  const url = str(v['database-url']);
-  return { write: Boolean(v.write), agentRole: str(v['agent-role']), env: url ? { ...process.env, DATABASE_URL: url } : process.env };
-}
-
-function port(value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!/^[0-9]{1,5}$/.test(String(value)) || n > 65_535) throw new TenantfenceError(ErrorCodes.USAGE, '--port must be a port number (0-65535).');
-  return n;
-}
-
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const [name, ...rest] = argv;
   try {
@@ -291,28 +265,4 @@ PostgreSQL is started for the command and stopped when it ends.
 
 function usage(name: string): TenantfenceError {
   return new TenantfenceError(ErrorCodes.USAGE, `Wrong arguments; usage: ${commands[name]!.usage.split('\n')[0]}`);
-}
-
-function str(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-
-async function openTarget(v: Values, io: Io): Promise<DatabaseTarget> {
-  const target = await openDatabase({ url: str(v['database-url']) });
-  if (target.embedded) io.err('tenantfence: no DATABASE_URL; using an embedded PostgreSQL that is discarded on exit.\n');
-  return target;
-}
-
-async function withDb(v: Values, io: Io, fn: (db: Awaited<ReturnType<typeof connect>>) => Promise<number>): Promise<number> {
-  const target = await openTarget(v, io);
-  try {
-    const client = await connect(target.url);
-    try {
-      return await fn(client);
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  } finally {
-    await target.close();
-  }
 }
