@@ -97,7 +97,10 @@ const FUNCTIONS_IN_EVERY_CLAUSE: Row[] = [
   ['an operator qualified with public', 'SELECT 1 OPERATOR(public.+) 2', 'function'],
   ['ORDER BY USING an operator qualified with public', 'SELECT * FROM t ORDER BY a USING OPERATOR(public.<)', 'function'],
   ['an ANY sublink with a schema-qualified operator', 'SELECT * FROM t WHERE a OPERATOR(public.=) ANY (SELECT 1)', 'function'],
-  ['a TABLESAMPLE method from an extension', 'SELECT * FROM orders TABLESAMPLE system_rows (10)', 'function'],
+  ['a TABLESAMPLE method from an extension', 'SELECT * FROM orders TABLESAMPLE system_rows (10)', 'other'],
+  // A seeded sample of the tenant's own rows gives away their block numbers, like ctid.
+  ['TABLESAMPLE SYSTEM with a seed', 'SELECT id FROM orders TABLESAMPLE SYSTEM (50) REPEATABLE ($1)', 'other'],
+  ['TABLESAMPLE BERNOULLI', 'SELECT id FROM orders TABLESAMPLE BERNOULLI (10)', 'other'],
   ['a type from the tenantfence schema', "SELECT NULL::tenantfence.token", 'other'],
 ];
 

@@ -54,7 +54,6 @@ const READS: Array<[string, string]> = [
   ['schema-qualified user tables', 'SELECT * FROM app.orders o JOIN public.customers c USING (customer_id)'],
   ['pg_catalog-qualified allowlisted function', 'SELECT pg_catalog.lower(name) FROM customers'],
   ['pg_catalog-qualified operator', 'SELECT 1 OPERATOR(pg_catalog.+) 2'],
-  ['TABLESAMPLE', 'SELECT * FROM orders TABLESAMPLE SYSTEM (10) REPEATABLE (1)'],
   ['predicates', "SELECT * FROM orders WHERE status IS DISTINCT FROM 'void' AND amount BETWEEN 1 AND 10 AND note IS NOT NULL AND paid IS TRUE"],
   ['NULLS LAST, OFFSET, FETCH', 'SELECT * FROM orders ORDER BY paid_at DESC NULLS LAST OFFSET 10 FETCH FIRST 5 ROWS ONLY'],
   ['row comparison', 'SELECT * FROM t WHERE (a, b) IN ((1, 2), (3, 4))'],
