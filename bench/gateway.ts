@@ -15,6 +15,7 @@ import { SignJWT } from 'jose';
 import { openDatabase, urlForDatabase, urlForRole } from '../src/embedded/database.ts';
 import { init } from '../src/cli/commands/init.ts';
 import { protect } from '../src/cli/commands/protect.ts';
+import { SEED_TABLE } from '../src/cli/commands/demo.ts';
 import { serve } from '../src/cli/commands/serve.ts';
 import { withTenant } from '../src/adapters/pg.ts';
 import { formatSecret, generateKey } from '../src/context/token.ts';
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
     await init({ db: admin, appRole: roles.app, agentRole: roles.agent, secret: formatSecret(key) });
     for (const r of [roles.app, roles.agent]) await admin.query(`ALTER ROLE ${ident(r)} PASSWORD ${literal(password)}`);
     await admin.query(`CREATE ROLE ${ident(roles.owner)} NOLOGIN`);
-    await admin.query(`CREATE TABLE conversations (id bigserial PRIMARY KEY, tenant_id uuid NOT NULL, agent_id uuid NOT NULL, transcript text, created_at timestamptz DEFAULT now())`);
+    await admin.query(SEED_TABLE);
     await admin.query(`ALTER TABLE conversations OWNER TO ${ident(roles.owner)}`);
     await admin.query(`CREATE INDEX conversations_tenant_created_idx ON conversations (tenant_id, created_at DESC)`);
     await protect({ db: admin, tables: ['conversations'], appRole: roles.app, agentRole: roles.agent });

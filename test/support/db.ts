@@ -9,6 +9,7 @@ import { urlForDatabase, urlForRole } from '../../src/embedded/database.ts';
 import { ident, literal } from '../../src/sql/quote.ts';
 import { init } from '../../src/cli/commands/init.ts';
 import { protect } from '../../src/cli/commands/protect.ts';
+import { SEED_TABLE } from '../../src/cli/commands/demo.ts';
 import { formatSecret, generateKey, type SigningKey } from '../../src/context/token.ts';
 
 export const TENANT_A = '11111111-1111-1111-1111-111111111111';
@@ -90,9 +91,7 @@ export async function installFence(db: TestDatabase, options: { agentWrite?: boo
   await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent, secret: formatSecret(key) });
   for (const r of [db.roles.app, db.roles.agent]) await db.admin.query(`ALTER ROLE ${ident(r)} PASSWORD ${literal(db.password)}`);
   await db.admin.query(`CREATE ROLE ${ident(db.roles.owner)} NOLOGIN`);
-  await db.admin.query(`CREATE TABLE conversations (
-    id bigserial PRIMARY KEY, tenant_id uuid NOT NULL, agent_id uuid NOT NULL,
-    transcript text, created_at timestamptz DEFAULT now())`);
+  await db.admin.query(SEED_TABLE);
   await db.admin.query(`ALTER TABLE conversations OWNER TO ${ident(db.roles.owner)}`);
   await protect({ db: db.admin, tables: ['conversations'], appRole: db.roles.app, agentRole: db.roles.agent, agentWrite: options.agentWrite ?? false });
   await db.admin.query(

@@ -7,6 +7,7 @@ import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/embedded/index.ts';
+import { postgresIds } from '../../src/embedded/binaries.ts';
 import { listening } from './net.ts';
 
 export function pgbouncerPath(): string | undefined {
@@ -47,8 +48,8 @@ pidfile = ${join(dir, 'pgbouncer.pid')}
   );
   chmodSync(join(dir, 'pgbouncer.ini'), 0o644);
   // PgBouncer refuses to run as root; run it as the postgres OS user (which writes its log here).
-  const ids = process.getuid?.() === 0 ? idsOf('postgres') : {};
-  if (ids.uid !== undefined) chownSync(dir, ids.uid, ids.gid!);
+  const ids = process.getuid?.() === 0 ? postgresIds() : undefined;
+  if (ids) chownSync(dir, ids.uid, ids.gid);
   const child: ChildProcess = spawn(binary, [join(dir, 'pgbouncer.ini')], { ...ids, stdio: 'ignore' });
   for (let i = 0; i < 50 && !(await listening(port)); i++) await new Promise((r) => setTimeout(r, 100));
   if (!(await listening(port))) {
@@ -63,10 +64,4 @@ pidfile = ${join(dir, 'pgbouncer.pid')}
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-function idsOf(user: string): { uid?: number; gid?: number } {
-  const uid = Number.parseInt(spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout, 10);
-  const gid = Number.parseInt(spawnSync('id', ['-g', user], { encoding: 'utf8' }).stdout, 10);
-  return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : {};
 }

@@ -31,8 +31,8 @@ export interface DemoResult {
 const TENANT_A = '11111111-1111-1111-1111-111111111111';
 const TENANT_B = '22222222-2222-2222-2222-222222222222';
 
-/** The seed's schema, verbatim in shape. */
-const SEED_TABLE = `CREATE TABLE conversations (
+/** The seed's schema, verbatim in shape (the tests and the gateway bench build the same table). */
+export const SEED_TABLE = `CREATE TABLE conversations (
   id BIGSERIAL PRIMARY KEY,
   tenant_id UUID NOT NULL,
   agent_id UUID NOT NULL,
