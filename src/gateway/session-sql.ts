@@ -3,7 +3,7 @@
  * and the end of the transaction and the session scrub after it. See executor.ts for the order.
  */
 import { CONTEXT_SETTING } from '../context/token.ts';
-import { SESSION_RESET, UNLOCK_AND_CLEAR } from '../sql/session.ts';
+import { resetCall } from '../sql/session.ts';
 
 /**
  * The transaction's settings (bind parameters: the signed context, the three timeouts, the
@@ -29,8 +29,8 @@ export const SETUP = `SELECT set_config('${CONTEXT_SETTING}', $1, true), set_con
  * connection instead of returning it to the pool.
  */
 // The gateway's statements are unnamed, so every prepared statement can simply be dropped.
-export const ROLLBACK = `ROLLBACK; DEALLOCATE ALL; ${UNLOCK_AND_CLEAR}`;
-export const COMMIT = `COMMIT; DEALLOCATE ALL; ${SESSION_RESET}; ${UNLOCK_AND_CLEAR}`;
+export const ROLLBACK = `ROLLBACK; ${resetCall(true)}`;
+export const COMMIT = `COMMIT; ${resetCall(true)}`;
 
 /**
  * The statement the explain tool runs. COSTS OFF because row estimates count every tenant's rows
