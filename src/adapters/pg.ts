@@ -115,9 +115,13 @@ export class PgFenceConnection implements FenceConnection {
     return (Array.isArray(r) ? r : [r]).map((x) => ({ command: x.command, rows: x.rows, rowCount: x.rowCount }));
   }
 
-  implicit(statements: readonly unknown[]): Promise<FenceResult[]> {
+  /**
+   * The statements with one Sync. The engine keeps statement 1 (setup, statement, reset); the
+   * gateway sends one capped statement inside a fenced transaction block and keeps statement 0.
+   */
+  implicit(statements: readonly unknown[], keep = 1): Promise<FenceResult[]> {
     const Base = (this.client as unknown as ClientInternals).constructor.Query ?? (pg as unknown as { Query: QueryClass }).Query;
-    const query = new (implicitQueryClass(Base))(statements as FenceStatement[]);
+    const query = new (implicitQueryClass(Base))(statements as PgStatement[], keep);
     this.client.query(query as unknown as pg.QueryConfig);
     return query.done;
   }
@@ -141,41 +145,83 @@ export class PgFenceConnection implements FenceConnection {
   }
 }
 
+/**
+ * A statement for `PgFenceConnection.implicit`, with optional caps enforced while rows arrive (the
+ * gateway's): the server stops at `fetchRows` (Execute's row limit; it answers PortalSuspended
+ * when more exist), rows past `keepRows` or past `maxBytes` of raw text are dropped unparsed.
+ */
+export interface PgStatement extends FenceStatement {
+  /** Rows to ask the server for (0 or absent: all). */
+  readonly fetchRows?: number;
+  /** Rows to keep; the rest are counted by the command tag and dropped unparsed. */
+  readonly keepRows?: number;
+  /** Stop keeping rows once their raw text passes this many bytes. */
+  readonly maxBytes?: number;
+  /** Type parsers for the kept statement's values (default: the client's). */
+  readonly types?: { getTypeParser: (oid: number, format?: string) => (value: string) => unknown };
+}
+
+/** The kept statement's result, with what the caps did. */
+export interface PgStatementResult extends FenceResult {
+  readonly fields: ReadonlyArray<{ name: string; dataTypeID: number }>;
+  /** The server had more rows than `fetchRows`. */
+  readonly suspended: boolean;
+  /** Rows were dropped because their raw size passed `maxBytes`. */
+  readonly overBytes: boolean;
+}
+
 interface ImplicitQuery {
   readonly done: Promise<FenceResult[]>;
 }
 
+type ImplicitClass = new (statements: PgStatement[], keep: number) => ImplicitQuery;
+
 /** node-postgres's own conversion of a JS value to a bind parameter (Dates, arrays, Buffers, JSON). */
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as { prepareValue: (value: unknown) => unknown };
 
-const implicitClasses = new WeakMap<QueryClass, new (statements: FenceStatement[]) => ImplicitQuery>();
+const implicitClasses = new WeakMap<QueryClass, ImplicitClass>();
 
 /**
- * A Query that sends several statements with one Sync. Every statement's rows come back as raw
- * text keyed by column name, except the middle one (the caller's statement), whose rows go through
- * node-postgres's own type parsers exactly as `client.query` would return them.
+ * A Query that sends several statements with one Sync: one implicit transaction (or, inside a
+ * transaction block, one more step of it). Every statement's rows come back as raw text keyed by
+ * column name, except the kept one (the caller's), whose rows go through node-postgres's own type
+ * parsers exactly as `client.query` returns them. It subclasses the client's own Query class:
+ * node-postgres refuses other query objects on a pipelining connection. It leans on Query's
+ * message handlers, which is why pg is pinned to an exact version and the tests cover it.
  */
-function implicitQueryClass(Base: QueryClass): new (statements: FenceStatement[]) => ImplicitQuery {
+function implicitQueryClass(Base: QueryClass): ImplicitClass {
   const known = implicitClasses.get(Base);
   if (known) return known;
   type Message = { fields: Array<{ name: string }> | Array<string | null>; text?: string };
+  type Parsed = { fields: Array<{ name: string; dataTypeID: number }>; rows: Record<string, unknown>[]; command: string | null; rowCount: number | null };
   const base = Base.prototype as unknown as Record<string, (this: unknown, ...args: unknown[]) => unknown>;
   class Implicit extends Base implements ImplicitQuery {
     readonly done: Promise<FenceResult[]>;
-    readonly #statements: FenceStatement[];
+    readonly #statements: PgStatement[];
+    readonly #keep: number;
     readonly #results: FenceResult[] = [];
     #index = 0;
     #names: string[] = [];
     #rows: Record<string, unknown>[] = [];
-    declare callback: (error: Error | null, result?: pg.QueryResult) => void;
+    #kept = 0;
+    #bytes = 0;
+    #suspended = false;
+    #overBytes = false;
+    declare callback: (error: Error | null, result?: Parsed) => void;
 
-    constructor(statements: FenceStatement[]) {
-      super({ text: statements[1]!.text, values: [...(statements[1]!.values ?? [])], queryMode: 'extended' });
+    constructor(statements: PgStatement[], keep: number) {
+      const kept = statements[keep]!;
+      super({ text: kept.text, values: [...(kept.values ?? [])], queryMode: 'extended', ...(kept.types ? { types: kept.types } : {}) });
       this.#statements = statements;
+      this.#keep = keep;
       this.done = new Promise((resolve, reject) => {
         this.callback = (error, result) => {
-          if (error) return reject(error);
-          this.#results[1] = { command: result!.command, rows: result!.rows, rowCount: result!.rowCount };
+          if (error || !result) return reject(error ?? new Error('no result'));
+          const r: PgStatementResult = {
+            command: result.command, rows: result.rows, rowCount: result.rowCount, fields: result.fields,
+            suspended: this.#suspended, overBytes: this.#overBytes,
+          };
+          this.#results[keep] = r;
           resolve(this.#results);
         };
       });
@@ -188,7 +234,7 @@ function implicitQueryClass(Base: QueryClass): new (statements: FenceStatement[]
           connection.parse({ text: s.text });
           connection.bind({ values: [...(s.values ?? [])], valueMapper: prepareValue });
           connection.describe({ type: 'P' });
-          connection.execute({ rows: 0 });
+          connection.execute({ rows: s.fetchRows ?? 0 });
         }
         connection.sync();
       } catch (error) {
@@ -200,25 +246,44 @@ function implicitQueryClass(Base: QueryClass): new (statements: FenceStatement[]
     }
 
     handleRowDescription(message: Message): void {
-      if (this.#index === 1) return void base.handleRowDescription!.call(this, message);
+      if (this.#index === this.#keep) return void base.handleRowDescription!.call(this, message);
       this.#names = (message.fields as Array<{ name: string }>).map((f) => f.name);
     }
 
     handleDataRow(message: Message): void {
-      if (this.#index === 1) return void base.handleDataRow!.call(this, message);
-      const row: Record<string, unknown> = {};
-      (message.fields as Array<string | null>).forEach((v, i) => { row[this.#names[i] ?? String(i)] = v; });
-      this.#rows.push(row);
+      if (this.#index !== this.#keep) {
+        const row: Record<string, unknown> = {};
+        (message.fields as Array<string | null>).forEach((v, i) => { row[this.#names[i] ?? String(i)] = v; });
+        this.#rows.push(row);
+        return;
+      }
+      const s = this.#statements[this.#keep]!;
+      if (this.#overBytes || (s.keepRows !== undefined && this.#kept >= s.keepRows)) return;
+      this.#kept += 1;
+      if (s.maxBytes !== undefined) {
+        for (const field of message.fields as Array<string | null>) this.#bytes += field === null ? 4 : Buffer.byteLength(field) + 8;
+        if (this.#bytes > s.maxBytes) {
+          this.#overBytes = true;
+          return;
+        }
+      }
+      base.handleDataRow!.call(this, message);
     }
 
     handleCommandComplete(message: Message, connection: unknown): void {
-      if (this.#index === 1) base.handleCommandComplete!.call(this, message, connection);
+      if (this.#index === this.#keep) base.handleCommandComplete!.call(this, message, connection);
       else this.#results[this.#index] = { command: message.text?.split(' ')[0] ?? null, rows: this.#rows, rowCount: null };
       this.#next();
     }
 
+    /** The server stopped the kept statement at `fetchRows`; the next Bind closes its portal. */
+    handlePortalSuspended(): void {
+      if (this.#index === this.#keep) this.#suspended = true;
+      this.#next();
+    }
+
     handleEmptyQuery(): void {
-      if (this.#index !== 1) this.#results[this.#index] = { command: null, rows: [], rowCount: null };
+      if (this.#index !== this.#keep) this.#results[this.#index] = { command: null, rows: [], rowCount: null };
       this.#next();
     }
 
@@ -228,6 +293,6 @@ function implicitQueryClass(Base: QueryClass): new (statements: FenceStatement[]
       this.#names = [];
     }
   }
-  implicitClasses.set(Base, Implicit as unknown as new (statements: FenceStatement[]) => ImplicitQuery);
-  return Implicit as unknown as new (statements: FenceStatement[]) => ImplicitQuery;
+  implicitClasses.set(Base, Implicit);
+  return Implicit;
 }
