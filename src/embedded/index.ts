@@ -49,6 +49,7 @@ export async function startEmbedded(): Promise<EmbeddedServer> {
       user: 'postgres',
       password,
       persistent: false,
+      authMethod: 'scram-sha-256',
       createPostgresUser: isRoot,
       postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
       onLog: (m: string) => process.env.TENANTFENCE_DEBUG && process.stderr.write(m),
