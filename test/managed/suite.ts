@@ -66,6 +66,9 @@ export function managedSuite(version: ClusterVersion): void {
     const super_ = await cluster.superQuery<{ rolsuper: boolean; rolcreaterole: boolean }>(`SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = 'admin'`);
     assert.deepEqual(super_.rows[0], { rolsuper: false, rolcreaterole: true });
     await createSeedTable(cluster.url());
+    const wrong = runCli(['init'], { DATABASE_URL: cluster.url({ role: 'admin', password: 'wrong' }) });
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.err, /^tenantfence: TF_CONNECTION: Could not connect to the database: authentication failed/);
 
     const init = runCli(['init'], admin);
     assert.equal(init.code, 0, init.err);
