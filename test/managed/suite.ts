@@ -51,7 +51,8 @@ async function seenBy(url: string, secret: string, tenant: string): Promise<Reco
 }
 
 export function managedSuite(version: ClusterVersion): void {
-  const skip = !hasVersion(version) && `PostgreSQL ${version} binaries are not installed`;
+  // A developer machine without these binaries sees the tests skipped; CI never does.
+  const skip = !hasVersion(version) && !process.env.CI && `PostgreSQL ${version} binaries are not installed`;
   let cluster: ManagedCluster;
   const password = randomBytes(12).toString('hex');
   let secret = '';
