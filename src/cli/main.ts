@@ -46,6 +46,7 @@ REPLICATION, owns a protected table, or can SET ROLE to a role that does or that
           return 0;
         }
         io.out(`tenantfence installed: app role ${result.roles.app}, agent role ${result.roles.agent}, key ${result.keyId ?? '(existing)'}.\n`);
+        for (const warning of result.warnings) io.err(`warning: ${warning}\n`);
         if (result.generatedSecret) {
           io.out(
             `\nA signing key was generated. It is shown once; put it in your application's secret store:\n\n` +

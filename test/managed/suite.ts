@@ -168,4 +168,21 @@ export function managedSuite(version: ClusterVersion): void {
     const audit = runCli(['audit'], { DATABASE_URL: otherUrl });
     assert.equal(audit.code, 0, audit.err + audit.out);
   });
+
+  test(`PG ${version}: hardening the admin may not apply is reported with the statement to run`, { skip, timeout: 60_000 }, async () => {
+    // The shape of a database from PostgreSQL 14 and earlier: schema public owned by the
+    // superuser, with CREATE for PUBLIC. The admin's REVOKE only warns there.
+    await cluster.superQuery('CREATE DATABASE legacy OWNER admin');
+    await cluster.superQuery('ALTER SCHEMA public OWNER TO postgres; GRANT CREATE ON SCHEMA public TO PUBLIC', [], 'legacy');
+    const url = cluster.url({ database: 'legacy' });
+    const first = runCli(['init'], { DATABASE_URL: url });
+    assert.equal(first.code, 0, first.err);
+    const warnings = first.err.split('\n').filter((l) => l.startsWith('warning: '));
+    assert.equal(warnings.length, 1, first.err);
+    assert.match(warnings[0]!, /PUBLIC can still create objects in schema public.* its owner postgres, or a superuser, must run: REVOKE CREATE ON SCHEMA public FROM PUBLIC;$/);
+    await cluster.superQuery('REVOKE CREATE ON SCHEMA public FROM PUBLIC', [], 'legacy');
+    const second = runCli(['init'], { DATABASE_URL: url, TENANTFENCE_SECRET: /TENANTFENCE_SECRET=(\S+)/.exec(first.out)?.[1] });
+    assert.equal(second.code, 0, second.err);
+    assert.doesNotMatch(second.err, /warning:/);
+  });
 }
