@@ -112,6 +112,7 @@ function privilegeFix(e: DriverError): string {
     const role = m[1] ?? m[2];
     return `a superuser or a role with ADMIN OPTION on ${role} grants it: GRANT "${role}" TO <this role> (add WITH INHERIT TRUE, SET TRUE on PostgreSQL 16 and later)`;
   }
+  if (/row-level security/.test(primary)) return 'the table\'s policy refused the row for this role: write it with the tenant\'s context, or before the table is protected';
   if ((m = primary.match(/^must be owner of (\S+) (.+)$/))) return `connect as the owner of ${m[1]} ${m[2]}, or as a role that can act as its owner`;
   if (/permission denied to create role/.test(primary)) return 'connect as a role with CREATEROLE (on managed PostgreSQL, the admin user)';
   if (/permission denied to (alter|drop|grant|revoke|set) role/.test(primary) || /ADMIN option/.test(detail)) {

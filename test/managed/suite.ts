@@ -165,6 +165,13 @@ export function managedSuite(version: ClusterVersion): void {
     const appUrl = cluster.url({ role: 'tenantfence_app', password, database: 'other' });
     assert.deepEqual(await seenBy(appUrl, otherSecret, TENANT_B), { [TENANT_B]: 2 });
     assert.deepEqual(await seenBy(appUrl, secret, TENANT_B), {}, "the first database's key signs nothing here");
+    // A table owned by a role this admin cannot act as: the error names what is missing.
+    await cluster.superQuery('CREATE ROLE migrator NOLOGIN');
+    await cluster.superQuery('CREATE TABLE ledger (tenant_id uuid NOT NULL, n int, PRIMARY KEY (tenant_id, n)); ALTER TABLE ledger OWNER TO migrator', [], 'other');
+    const refused = runCli(['protect', 'ledger'], { DATABASE_URL: otherUrl });
+    assert.equal(refused.code, 2);
+    assert.match(refused.err, /^tenantfence: TF_PRIVILEGE: The connected role lacks a privilege: must be owner of table ledger; connect as the owner of table ledger, or as a role that can act as its owner\.$/m);
+    await cluster.superQuery('DROP TABLE ledger; DROP ROLE migrator', [], 'other');
     const audit = runCli(['audit'], { DATABASE_URL: otherUrl });
     assert.equal(audit.code, 0, audit.err + audit.out);
   });
