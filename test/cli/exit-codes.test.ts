@@ -63,13 +63,9 @@ test('connection failures say which: missing database, refused, unknown host, ti
       [at('127.0.0.1', silentPort, 'x'), /TF_CONNECTION: .*timed out/],
     ];
     for (const [database, pattern] of cases) {
-      const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
-        const run = spawnCli(['keys', 'list', '--database-url', database], { PGCONNECT_TIMEOUT: '2' });
-        let err = '';
-        run.child.stderr!.on('data', (d) => (err += d));
-        run.exited.then((code) => resolve({ code, err }));
-      });
-      oneCodedLine(r, 2, pattern);
+      const run = spawnCli(['keys', 'list', '--database-url', database], { PGCONNECT_TIMEOUT: '2' });
+      const code = await run.exited;
+      oneCodedLine({ code, err: run.stderr() }, 2, pattern);
     }
   } finally {
     for (const s of sockets) s.destroy();
@@ -85,13 +81,11 @@ test('serve and mcp exit 2 within seconds on a fatal start error, with the cause
   };
   for (const args of [['serve', '--port', '0'], ['mcp', '--token', 'x'], ['mcp', '--http', '--port', '0']]) {
     const run = spawnCli(args, env);
-    let err = '';
-    run.child.stderr!.on('data', (d) => (err += d));
     const started = Date.now();
     const code = await Promise.race([run.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))]);
     if (code === 'still running') run.child.kill('SIGKILL');
-    assert.equal(code, 2, `${args.join(' ')}: ${err}`);
+    assert.equal(code, 2, `${args.join(' ')}: ${run.stderr()}`);
     assert.ok(Date.now() - started < 15_000);
-    assert.match(err, /TF_CONNECTION: .*could not log in as the agent role .*connection refused/);
+    assert.match(run.stderr(), /TF_CONNECTION: .*could not log in as the agent role .*connection refused/);
   }
 });

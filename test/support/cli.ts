@@ -21,9 +21,19 @@ export function runCli(args: string[], env: Record<string, string | undefined> =
 }
 
 /** Starts a long-running command (serve, mcp); `exited` settles with its exit code. */
-export function spawnCli(args: string[], env: Record<string, string | undefined>): { child: ChildProcess; exited: Promise<number | null>; stderrLine(pattern: RegExp): Promise<string> } {
+export interface RunningCli {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  /** Settles with the first stderr line that matches; rejects if the process exits first. */
+  stderrLine(pattern: RegExp): Promise<string>;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+}
+
+export function spawnCli(args: string[], env: Record<string, string | undefined>): RunningCli {
   const child = spawn(process.execPath, [...ARGS, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': stderr has been read to its end by then.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const lines: string[] = [];
   const waiters: Array<() => void> = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -40,5 +50,5 @@ export function spawnCli(args: string[], env: Record<string, string | undefined>
       exited.then((code) => reject(new Error(`exited ${code} before printing ${pattern}: ${lines.join('\n')}`)));
       check();
     });
-  return { child, exited, stderrLine };
+  return { child, exited, stderrLine, stderr: () => lines.map((l) => `${l}\n`).join('') };
 }
