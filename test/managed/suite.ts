@@ -115,6 +115,10 @@ export function managedSuite(version: ClusterVersion): void {
     const result = JSON.parse(demo.out) as { checks: Array<{ passed: boolean }>; attacks: Array<{ fenced: string }> };
     assert.ok(result.checks.length > 0 && result.checks.every((c) => c.passed));
     assert.ok(result.attacks.every((a) => a.fenced === 'blocked'));
+    const { rows: left } = await cluster.superQuery<{ n: number }>(
+      `SELECT (SELECT count(*) FROM pg_roles WHERE rolname LIKE 'tf\\_demo\\_%') + (SELECT count(*) FROM pg_database WHERE datname LIKE 'tenantfence\\_demo\\_%') AS n`,
+    );
+    assert.equal(Number(left[0]!.n), 0, 'demo removed its database and roles');
 
     const gatewayEnv = { DATABASE_URL: cluster.url(), TENANTFENCE_SECRET: secret, TENANTFENCE_JWT_SECRET: JWT_SECRET };
     // Without the agent's password the gateway exits at once and says why.

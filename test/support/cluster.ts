@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { freePort } from '../../src/embedded/index.ts';
+import { freePort, startWatchdog } from '../../src/embedded/index.ts';
 import { embeddedBinDir, postgresIds } from '../../src/embedded/binaries.ts';
 import { ident, literal } from '../../src/sql/quote.ts';
 
@@ -62,7 +62,9 @@ export async function startManagedCluster(version: ClusterVersion): Promise<Mana
     if (r.status !== 0) throw new Error(`${tool} failed (${r.status}): ${r.stderr || r.stdout}`);
   };
   let started = false;
+  let watchdog: ReturnType<typeof startWatchdog>;
   const stop = async () => {
+    watchdog?.kill();
     if (started) {
       started = false;
       spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop'], { ...ids, stdio: 'ignore', timeout: 60_000 });
@@ -81,6 +83,8 @@ export async function startManagedCluster(version: ClusterVersion): Promise<Mana
     const flags = `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories= -c fsync=off -c max_connections=60`;
     run('pg_ctl', ['-D', data, '-l', join(base, 'log'), '-o', flags, '-w', '-t', '60', 'start']);
     started = true;
+    // The embedded server's watchdog: a test process that is killed does not leave the cluster running.
+    watchdog = startWatchdog(join(data, 'postmaster.pid'), base);
   } catch (error) {
     await stop();
     throw error;
