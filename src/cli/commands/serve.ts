@@ -57,7 +57,7 @@ export function startFailure(what: string, error: unknown): TenantfenceError {
     );
   }
   const mapped = toTenantfenceError(error);
-  return new TenantfenceError(mapped.code, `${what} could not start: ${mapped.message} Check that \`tenantfence init\` ran on this database.`, { cause: error });
+  return new TenantfenceError(mapped.code, `${what} could not start (${mapped.message.replace(/\.$/, '')}); check that \`tenantfence init\` ran on this database.`, { cause: error });
 }
 
 /** Starts a Node HTTP server for a fetch handler; shared with `tenantfence mcp --http`. */
