@@ -22,6 +22,16 @@ async function asTenant<T>(client: pg.PoolClient, fence: Fenced, tenant: string,
   }
 }
 
+/** One connection as the app role, discarded afterwards (it may hold prepared statements). */
+async function appSession<T>(db: TestDatabase, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await db.pool(db.roles.app, { max: 1 }).connect();
+  try {
+    return await fn(client);
+  } finally {
+    client.release(true);
+  }
+}
+
 /** The tenants whose conversations a statement returned, one entry per row, sorted. */
 const tenantsOf = (rows: Array<{ tenant_id: string }>) => rows.map((r) => r.tenant_id).sort();
 const A3 = [TENANT_A, TENANT_A, TENANT_A];
@@ -45,17 +55,13 @@ test('policy-immutable-context: a cached plan folded for tenant A serves A\'s ro
     await db.admin.query(`CREATE FUNCTION public.ctx() RETURNS uuid LANGUAGE sql IMMUTABLE AS $$ SELECT tenantfence.current_tenant()::uuid $$`);
     await pinConversations(db, 'public.ctx()');
     // A prepared statement without parameters keeps one generic plan for the connection's life.
-    const run = async (): Promise<string[][]> => {
-      const client = await db.pool(db.roles.app, { max: 1 }).connect();
-      try {
+    const run = (): Promise<string[][]> =>
+      appSession(db, async (client) => {
         const q = { name: 'all_conversations', text: 'SELECT tenant_id::text FROM conversations' };
         const a = await asTenant(client, fence, TENANT_A, async () => tenantsOf((await client.query(q)).rows));
         const b = await asTenant(client, fence, TENANT_B, async () => tenantsOf((await client.query(q)).rows));
         return [a, b];
-      } finally {
-        client.release(true);
-      }
-    };
+      });
     assert.deepEqual(await run(), [A3, A3], "tenant B's transaction got tenant A's rows from the cached plan");
     await remediate(db, 'policy-immutable-context');
     assert.deepEqual(await run(), [A3, B2]);
@@ -72,17 +78,13 @@ test('policy-function-shadowable: a temporary table named like the helper\'s loo
       CREATE FUNCTION public.member_org() RETURNS uuid LANGUAGE sql STABLE
         AS $$ SELECT org_id FROM memberships WHERE username = session_user $$`);
     await pinConversations(db, 'public.member_org()');
-    const attack = async (): Promise<string[]> => {
-      const client = await db.pool(db.roles.app, { max: 1 }).connect();
-      try {
+    const attack = (): Promise<string[]> =>
+      appSession(db, async (client) => {
         return await asTenant(client, fence, TENANT_A, async () => {
           await client.query(`CREATE TEMP TABLE memberships AS SELECT session_user::text AS username, ${literal(TENANT_B)}::uuid AS org_id`);
           return tenantsOf((await client.query('SELECT tenant_id::text FROM conversations')).rows);
         });
-      } finally {
-        client.release(true);
-      }
-    };
+      });
     assert.deepEqual(await attack(), B2, "the app role read tenant B's rows through its own temporary table");
     await remediate(db, 'policy-function-shadowable');
     assert.deepEqual(await attack(), A3);
@@ -96,19 +98,15 @@ test('policy-pin-writable: the app role rewrites its own org in app_users and re
       INSERT INTO public.app_users VALUES (${literal(db.roles.app)}, ${literal(TENANT_A)});
       GRANT SELECT, UPDATE ON public.app_users TO ${ident(db.roles.app)}`);
     await pinConversations(db, 'org_id FROM public.app_users WHERE username = current_user');
-    const attack = async (): Promise<string[]> => {
-      const client = await db.pool(db.roles.app, { max: 1 }).connect();
-      try {
+    const attack = (): Promise<string[]> =>
+      appSession(db, async (client) => {
         return await asTenant(client, fence, TENANT_A, async () => {
           await client.query('SAVEPOINT s');
           await client.query(`UPDATE public.app_users SET org_id = ${literal(TENANT_B)} WHERE username = current_user`)
             .catch(() => client.query('ROLLBACK TO SAVEPOINT s'));
           return tenantsOf((await client.query('SELECT tenant_id::text FROM conversations')).rows);
         });
-      } finally {
-        client.release(true);
-      }
-    };
+      });
     assert.deepEqual(await attack(), B2, "the app role moved itself to tenant B");
     await remediate(db, 'policy-pin-writable');
     assert.deepEqual(await attack(), A3);
@@ -122,15 +120,11 @@ test("tenant-data-without-tenant-column: tenant A reads tenant B's line items, u
         conversation_id bigint NOT NULL REFERENCES conversations (id), note text);
       INSERT INTO public.conversation_notes (conversation_id, note) SELECT id, 'note of ' || tenant_id FROM conversations;
       GRANT SELECT ON public.conversation_notes TO ${ident(db.roles.app)}`);
-    const read = async (): Promise<string[]> => {
-      const client = await db.pool(db.roles.app, { max: 1 }).connect();
-      try {
+    const read = (): Promise<string[]> =>
+      appSession(db, async (client) => {
         return await asTenant(client, fence, TENANT_A, async () =>
           (await client.query<{ note: string }>('SELECT note FROM public.conversation_notes')).rows.map((r) => r.note).sort());
-      } finally {
-        client.release(true);
-      }
-    };
+      });
     const notes = (tenant: string, n: number) => Array.from({ length: n }, () => `note of ${tenant}`);
     assert.deepEqual(await read(), [...notes(TENANT_A, 3), ...notes(TENANT_B, 2)].sort(), "tenant A's session read B's notes");
     await remediate(db, 'tenant-data-without-tenant-column');
