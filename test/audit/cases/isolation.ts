@@ -167,3 +167,24 @@ export const isolationCases: RuleCase[] = [
     objects: () => [],
   },
 ];
+
+/** Issue 11, item 2: privileges over whole tables, schemas, the database and the server. */
+export const privilegeCases: RuleCase[] = [
+  {
+    rule: 'app-role-dangerous-privilege',
+    name: 'TRUNCATE on a tenant table, a schema owned by the app role, SET on session_replication_role',
+    setup: async (db) => {
+      await orders(db);
+      const app = ident(db.roles.app);
+      await db.admin.query(`GRANT TRUNCATE ON orders TO ${app}; CREATE SCHEMA app_stuff AUTHORIZATION ${app};
+        GRANT SET ON PARAMETER session_replication_role TO ${app}`);
+    },
+    objects: (db) => ['app_stuff', db.roles.app, 'public.orders'],
+  },
+  {
+    rule: 'app-role-dangerous-privilege',
+    name: 'the database owned by the app role',
+    setup: (db) => db.admin.query(`ALTER DATABASE ${ident(db.name)} OWNER TO ${ident(db.roles.app)}`).then(() => undefined),
+    objects: (db) => [db.name],
+  },
+];
