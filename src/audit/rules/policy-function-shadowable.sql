@@ -12,6 +12,7 @@ WITH helpers AS (
     JOIN pg_proc p ON p.oid = pr.oid AND pr.kind = 'f'
     JOIN pg_language l ON l.oid = p.prolang AND l.lanname NOT IN ('c', 'internal')
    WHERE to_jsonb(p) ->> 'prosqlbody' IS NULL
+     AND NOT p.prosecdef  -- security-definer-search-path reports those, with the same fix
 ),
 unpinned AS (
   SELECT h.oid, c.src,
