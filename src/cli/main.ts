@@ -176,14 +176,17 @@ Without DATABASE_URL it starts an embedded PostgreSQL and stops it on exit.`,
   },
   serve: {
     summary: 'the agent SQL gateway: HTTP API for LLM-written SQL, one tenant per JWT',
-    usage: `tenantfence serve [--port 8787] [--host 127.0.0.1] [--write] [--agent-role NAME] [--database-url URL]
+    usage: `tenantfence serve [--port 8787] [--host 127.0.0.1] [--write] [--expose SCHEMA.TABLE]... [--agent-role NAME] [--database-url URL]
 
 POST /v1/query {"sql","params"?,"maxRows"?}, GET /v1/schema, GET /healthz, GET /metrics (docs/gateway.md).
 Runs each statement as the agent role (TENANTFENCE_AGENT_DATABASE_URL, default DATABASE_URL with the
 agent role as user) in the tenant of the bearer JWT (TENANTFENCE_JWT_SECRET for HS256, or
 TENANTFENCE_JWKS_URL; claim TENANTFENCE_TENANT_CLAIM, default tenant_id), signed with TENANTFENCE_SECRET.
-  --write          allow single INSERT/UPDATE/DELETE (default: read-only)`,
-    options: { ...dbOption, 'agent-role': { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, write: { type: 'boolean' } },
+  --write          allow single INSERT/UPDATE/DELETE (default: read-only)
+  --expose T       let the agent also query table or view T, which tenantfence does not protect
+                   (repeatable; TENANTFENCE_EXPOSE takes a comma-separated list)
+/metrics is served only with TENANTFENCE_METRICS_TOKEN set, to scrapers that send it as a bearer token.`,
+    options: { ...dbOption, 'agent-role': { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, write: { type: 'boolean' }, expose: { type: 'string', multiple: true } },
     run: async (v, positionals, io) => {
       if (positionals.length > 0) throw usage('serve');
       const server = await serve({ ...common(v), port: port(v.port, 8787), host: str(v.host) ?? '127.0.0.1' });
@@ -195,12 +198,12 @@ TENANTFENCE_JWKS_URL; claim TENANTFENCE_TENANT_CLAIM, default tenant_id), signed
   },
   mcp: {
     summary: 'the agent SQL gateway as an MCP server (stdio, or Streamable HTTP with --http)',
-    usage: `tenantfence mcp [--token JWT] [--http [--port 8788] [--host 127.0.0.1]] [--write] [--agent-role NAME] [--database-url URL]
+    usage: `tenantfence mcp [--token JWT] [--http [--port 8788] [--host 127.0.0.1]] [--write] [--expose SCHEMA.TABLE]... [--agent-role NAME] [--database-url URL]
 
 Tools: query, list_tables, describe_table, explain. Over stdio the tenant is the JWT given with
 --token or TENANTFENCE_TOKEN; over HTTP (POST /mcp) it is each request's bearer JWT. Same
 environment as tenantfence serve.`,
-    options: { ...dbOption, 'agent-role': { type: 'string' }, token: { type: 'string' }, http: { type: 'boolean' }, port: { type: 'string' }, host: { type: 'string' }, write: { type: 'boolean' } },
+    options: { ...dbOption, 'agent-role': { type: 'string' }, token: { type: 'string' }, http: { type: 'boolean' }, port: { type: 'string' }, host: { type: 'string' }, write: { type: 'boolean' }, expose: { type: 'string', multiple: true } },
     run: async (v, positionals, io) => {
       if (positionals.length > 0) throw usage('mcp');
       const running = await mcp({ ...common(v), http: Boolean(v.http), token: str(v.token), port: port(v.port, 8788), host: str(v.host) ?? '127.0.0.1' });

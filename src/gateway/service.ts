@@ -20,6 +20,7 @@ import { TenantLimiter } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { createAgentPool, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
 import { describeSchema, type SchemaDescription } from './schema.ts';
+import { firewallRelations } from './server-profile.ts';
 import { parseQueryInput, type QueryInput } from './input.ts';
 
 /** The body of a 200 from POST /v1/query: the executor's result without its command tag, timed. */
@@ -76,7 +77,7 @@ export class GatewayService {
     });
     this.#audit = new AuditLog({ pool: auditPool, key: o.key, redaction: o.auditStatements });
     this.#limiter = new TenantLimiter(o.limits);
-    this.#firewall = { mode: o.mode, maxBytes: o.maxStatementBytes };
+    this.#firewall = { mode: o.mode, maxBytes: o.maxStatementBytes, maxValueBytes: o.maxValueBytes };
   }
 
   /**
@@ -85,7 +86,8 @@ export class GatewayService {
    */
   start(): Promise<void> {
     this.#started ??= Promise.all([loadFirewall(), this.#executor.start()]).then(() => {
-      this.#firewall = { ...this.#firewall, server: this.#executor.profile! };
+      const profile = this.#executor.profile!;
+      this.#firewall = { ...this.#firewall, server: profile, relations: firewallRelations(profile, this.options.exposeRelations) };
     });
     this.#started.catch(() => (this.#started = undefined));
     return this.#started;
@@ -109,7 +111,7 @@ export class GatewayService {
   schema(): Promise<SchemaDescription> {
     const now = Date.now();
     if (!this.#schema || now - this.#schema.at > SCHEMA_TTL_MS) {
-      const value = describeSchema(this.#pool, this.options.mode === 'write').catch((error: unknown) => {
+      const value = this.start().then(() => describeSchema(this.#pool, this.options.mode === 'write', this.#firewall.relations!.allowed)).catch((error: unknown) => {
         this.#schema = undefined;
         throw new TenantfenceError(ErrorCodes.CONNECTION, 'The gateway cannot reach the database as the agent role right now; retry shortly.', { cause: error });
       });
