@@ -76,7 +76,8 @@ export class GatewayService {
       connectTimeoutMs: o.connectTimeoutMs,
     });
     this.#audit = new AuditLog({ pool: auditPool, key: o.key, redaction: o.auditStatements });
-    this.#limiter = new TenantLimiter(o.limits);
+    // The share is sized against the agent pool the gateway made; a caller's pool says its own size.
+    this.#limiter = new TenantLimiter({ ...o.limits, capacity: options.pool ? poolMax(options.pool) : o.poolSize });
     this.#firewall = { mode: o.mode, maxBytes: o.maxStatementBytes, maxValueBytes: o.maxValueBytes };
   }
 
@@ -135,7 +136,9 @@ export class GatewayService {
       this.metrics.rejection(admission.reason);
       const message = admission.reason === 'rate'
         ? `Too many requests for this tenant; wait ${admission.retryAfterSeconds} s (Retry-After) and send fewer statements.`
-        : 'Too many statements of this tenant are running at once; wait for one to finish and retry.';
+        : admission.reason === 'capacity'
+          ? 'The gateway keeps its last connections for tenants with nothing running, and this tenant has a statement running; wait for it to finish and retry.'
+          : 'Too many statements of this tenant are running at once; wait for one to finish and retry.';
       return { ok: false, status: 429, requestId, retryAfterSeconds: admission.retryAfterSeconds, body: errorBody(ErrorCodes.RATE_LIMITED, message, { reason: admission.reason }) };
     }
     try {
@@ -221,6 +224,12 @@ export class GatewayService {
 
 export function errorBody(code: ErrorCode, message: string, extra: { sqlstate?: string; reason?: string } = {}): ErrorResponse {
   return { error: { code, message, ...extra } };
+}
+
+/** pg.Pool keeps its `max` in `options`. */
+function poolMax(pool: pg.Pool): number | undefined {
+  const max = (pool as unknown as { options?: { max?: unknown } }).options?.max;
+  return typeof max === 'number' && max > 0 ? max : undefined;
 }
 
 function fail(requestId: string, error: unknown): Reply<never> {
