@@ -13,6 +13,8 @@ import { demo, formatDemo } from './commands/demo.ts';
 import { audit, type AuditFormat, type FailOn } from './commands/audit.ts';
 import { serve, untilSignal } from './commands/serve.ts';
 import { mcp } from './commands/mcp.ts';
+import { redteam } from './commands/redteam.ts';
+import { formatResult } from '../redteam/runner.ts';
 import { processIo, type Io } from './io.ts';
 import { common, dbOption, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
 import { VERSION } from '../version.ts';
@@ -172,6 +174,44 @@ Without DATABASE_URL it starts an embedded PostgreSQL and stops it on exit.`,
       } finally {
         await target.close();
       }
+    },
+  },
+  redteam: {
+    summary: "attack tenant B as tenant A through the gateway, MCP and withTenant; judged on B's data",
+    usage: `tenantfence redteam [--database-url URL] [--gateway URL --token-a JWT --token-b JWT] [--corpus FILE.jsonl]... [--json]
+
+Runs the attack corpus (src/redteam/corpus/*.jsonl, or --corpus files) as tenant A. By default on a
+scratch database it creates (tenants A and B, B holding marker strings) and drops afterwards: through
+the gateway (in-process HTTP), the MCP server (in-memory client) and withTenant (application SQL; only
+the classes its trust boundary claims). With --gateway, against that running gateway's HTTP API.
+A case leaks when a marker of B's shows in any output, B's rows change, an oracle case answers
+differently for an existing and a missing key of B's, or B's own request fails or stalls meanwhile.
+Exit 1 on any leak. Without DATABASE_URL (and without --gateway) it starts an embedded PostgreSQL.
+  --json           {"total","leaked","cases":[{"id","layer","category","verdict","evidence"}]}`,
+    options: { ...dbOption, gateway: { type: 'string' }, 'token-a': { type: 'string' }, 'token-b': { type: 'string' }, corpus: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    run: async (v, positionals, io) => {
+      if (positionals.length > 0) throw usage('redteam');
+      const url = str(v.gateway);
+      const tokenA = str(v['token-a']);
+      const tokenB = str(v['token-b']);
+      if ((url !== undefined || tokenA !== undefined || tokenB !== undefined) && !(url && tokenA && tokenB)) {
+        throw new TenantfenceError(ErrorCodes.USAGE, '--gateway needs --token-a and --token-b (JWTs of two different tenants).');
+      }
+      const corpus = Array.isArray(v.corpus) ? v.corpus : undefined;
+      const run = async (dbUrl: string | undefined) =>
+        redteam({ url: dbUrl, ...(url ? { gateway: { url, tokenA: tokenA!, tokenB: tokenB! } } : {}), ...(corpus ? { corpus } : {}) });
+      let result;
+      if (url) result = await run(undefined);
+      else {
+        const target = await openTarget(v, io);
+        try {
+          result = await run(target.url);
+        } finally {
+          await target.close();
+        }
+      }
+      io.out(v.json ? `${JSON.stringify(result)}\n` : formatResult(result));
+      return result.leaked > 0 ? 1 : 0;
     },
   },
   serve: {
