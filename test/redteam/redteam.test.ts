@@ -58,6 +58,8 @@ test('the judge sees leaks: with row security off on the table, reads, oracles a
   const target = await fixtureTarget(fixture);
   const superuser = new pg.Client({ connectionString: fixture.url });
   await superuser.connect();
+  // The leaks below are real (B's rows get overwritten): keep a copy to put back for later tests.
+  await superuser.query('CREATE TEMP TABLE saved AS SELECT * FROM conversations');
   await superuser.query('ALTER TABLE conversations DISABLE ROW LEVEL SECURITY');
   try {
     const pick = (ids: string[]) => corpus.filter((c) => ids.includes(c.id));
@@ -71,6 +73,8 @@ test('the judge sees leaks: with row security off on the table, reads, oracles a
     assert.match(result.cases.find((c) => c.id === 'select-by-id' && c.layer === 'app')!.evidence, /^undetectable/);
   } finally {
     await superuser.query('ALTER TABLE conversations ENABLE ROW LEVEL SECURITY');
+    await superuser.query('DELETE FROM conversations');
+    await superuser.query('INSERT INTO conversations SELECT * FROM saved');
     await superuser.end();
     await target.close();
   }
@@ -96,4 +100,42 @@ test('the command: --json with a corpus file, exit 0 without leaks; clear usage 
   err.length = 0;
   assert.equal(await main(['redteam', '--gateway', 'http://127.0.0.1:1'], io), 2);
   assert.match(err.join(''), /TF_USAGE: --gateway needs --token-a and --token-b/);
+});
+
+test('--gateway: a running gateway is attacked over HTTP, with B\'s markers read through B\'s token', async () => {
+  const { createGateway } = await import('../../src/gateway/http.ts');
+  const { listenOn } = await import('../../src/cli/commands/serve.ts');
+  const { SignJWT } = await import('jose');
+  const { TENANT_A, TENANT_B } = await import('../../src/redteam/fixture.ts');
+  const secret = 'a-jwt-secret-of-at-least-thirty-two-bytes';
+  const app = createGateway({ pool: fixture.pool(fixture.roles.agent, { max: 10 }), key: fixture.key, auth: { jwtSecret: secret }, mode: 'write', limits: { ratePerSecond: 1000, burst: 1000 } });
+  const server = await listenOn(app.fetch, '127.0.0.1', 0, () => app.close());
+  const token = (tenant: string) => new SignJWT({ tenant_id: tenant }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('10m').sign(new TextEncoder().encode(secret));
+  try {
+    const cases = corpus.filter((c) => ['where-b', 'or-true', 'update-b', 'select-by-id', 'stats-1', 'unprotected-1'].includes(c.id));
+    const { redteam } = await import('../../src/cli/commands/redteam.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'tf-redteam-'));
+    const file = join(dir, 'remote.jsonl');
+    writeFileSync(file, cases.map((c) => JSON.stringify({ id: c.id, sql: c.sql, ...(c.oracle ? { oracle: true } : {}), ...(c.expect ? { expect: c.expect } : {}) })).join('\n'));
+    const result = await redteam({ gateway: { url: server.url, tokenA: await token(TENANT_A), tokenB: await token(TENANT_B) }, corpus: [file] });
+    assert.equal(result.total, cases.length);
+    assert.deepEqual(result.cases.filter((c) => c.verdict !== 'held'), []);
+    assert.ok(result.cases.every((c) => c.layer === 'gateway'));
+    // Positive control: the fence broken after the markers were read, the same case leaks.
+    const { remoteTarget } = await import('../../src/redteam/doors.ts');
+    const target = await remoteTarget(server.url, await token(TENANT_A), await token(TENANT_B));
+    assert.ok(fixture.markers.every((m) => target.markers.includes(m)), "B's markers are among the values only B's token reads");
+    const superuser = new pg.Client({ connectionString: fixture.url });
+    await superuser.connect();
+    await superuser.query('ALTER TABLE conversations DISABLE ROW LEVEL SECURITY');
+    try {
+      const broken = await runCorpus(target, cases.filter((c) => c.id === 'where-b'));
+      assert.equal(broken.leaked, 1, JSON.stringify(broken.cases));
+    } finally {
+      await superuser.query('ALTER TABLE conversations ENABLE ROW LEVEL SECURITY');
+      await superuser.end();
+    }
+  } finally {
+    await server.close();
+  }
 });
