@@ -150,7 +150,9 @@ function argument(value: unknown): Arg {
   const s = size(value);
   const cnst = (value as Json | undefined)?.A_Const as Json | undefined;
   const text = (cnst?.sval as Json | undefined)?.sval;
-  return typeof text === 'string' ? { size: s, text, chosen: true } : { size: s, chosen: chosen(value) };
+  if (typeof text === 'string') return { size: s, text, chosen: true };
+  // Only the squaring rules ask, so it is worked out only then.
+  return { size: s, get chosen() { return chosen(value); } };
 }
 
 /** Whether a subtree holds a string literal or a parameter. */
