@@ -10,10 +10,10 @@
  * `test/redteam/fuzz.test.ts` runs a short seeded pass; `scripts/fuzz-firewall.ts` the long one.
  */
 import type pg from 'pg';
-import { signContext } from '../context/token.ts';
+import { PgFenceConnection } from '../adapters/pg.ts';
+import { runFenced } from '../context/fence.ts';
 import { checkSql, type FirewallOptions, type FirewallVerdict } from '../gateway/firewall.ts';
-import { SETUP } from '../gateway/session-sql.ts';
-import { leakedMarkers, TENANT_B, type Fixture } from './fixture.ts';
+import { leakedMarkers, TENANT_A, TENANT_B, type Fixture } from './fixture.ts';
 
 export const HANG_MS = 1000;
 
@@ -227,91 +227,87 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzStats> {
   const stats: FuzzStats = { inputs: 0, crashes: 0, hangs: 0, accepted: 0, executed: 0, leaks: 0, dbErrors: 0, reloading: 0, findings: [] };
   const pool: string[] = [...SEEDS];
   const notices: string[] = [];
-  const open = async () => {
-    const c = await options.agent.connect();
-    c.on('notice', (n) => notices.push(`${n.message ?? ''} ${n.detail ?? ''} ${n.hint ?? ''}`));
-    return c;
-  };
-  let client = await open();
-  try {
-    for (let i = 0; i < options.inputs; i++) {
-      const sql = r() < 0.5 ? generate(r) : mutate(r, pick(r, pool), pool);
-      const mode = r() < 0.7 ? 'read' : 'write';
-      stats.inputs += 1;
-      let verdict: FirewallVerdict;
-      const started = performance.now();
-      try {
-        verdict = checkSql(sql, options.firewall[mode]);
-      } catch (error) {
-        stats.crashes += 1;
-        stats.findings.push({ kind: 'crash', sql, detail: String((error as Error)?.message ?? error) });
-        continue;
-      }
-      const took = performance.now() - started;
-      if (took > HANG_MS) {
-        stats.hangs += 1;
-        stats.findings.push({ kind: 'hang', sql, detail: `${Math.round(took)} ms` });
-      }
-      if (!verdict.ok) {
-        if (verdict.reason === 'other' && /reloading its parser/.test(verdict.message)) stats.reloading += 1;
-        continue;
-      }
-      stats.accepted += 1;
-      if (pool.length < 2000) pool.push(sql);
-      let leak: Awaited<ReturnType<typeof runFenced>>;
-      try {
-        leak = await runFenced(client, options, sql, verdict.paramCount, mode, notices);
-      } catch (error) {
-        // The connection itself failed (the ROLLBACK did not run): a fresh one for the next input.
-        client.release(true);
-        client = await open();
-        leak = { markers: leakedMarkers(options.fixture, String((error as Error)?.message)), where: 'error', error: true };
-      }
-      stats.executed += 1;
-      if (leak.error) stats.dbErrors += 1;
-      if (leak.markers.length > 0) {
-        stats.leaks += 1;
-        stats.findings.push({ kind: 'leak', sql, detail: `markers ${leak.markers.join(', ')} in ${leak.where}` });
-      }
-      if (options.onProgress && stats.inputs % 10_000 === 0) options.onProgress(stats);
+  const heard = new WeakSet<pg.PoolClient>();
+  // The fence engine checks a connection out of the agent pool; notices are read from it too.
+  const acquire = async () => {
+    const client = await options.agent.connect();
+    if (!heard.has(client)) {
+      heard.add(client);
+      client.on('notice', (n) => notices.push(`${n.message ?? ''} ${n.detail ?? ''} ${n.hint ?? ''}`));
     }
-  } finally {
-    client.release(true);
+    return new PgFenceConnection(client);
+  };
+  for (let i = 0; i < options.inputs; i++) {
+    const sql = r() < 0.5 ? generate(r) : mutate(r, pick(r, pool), pool);
+    const mode = r() < 0.7 ? 'read' : 'write';
+    stats.inputs += 1;
+    let verdict: FirewallVerdict;
+    const started = performance.now();
+    try {
+      verdict = checkSql(sql, options.firewall[mode]);
+    } catch (error) {
+      stats.crashes += 1;
+      stats.findings.push({ kind: 'crash', sql, detail: String((error as Error)?.message ?? error) });
+      continue;
+    }
+    const took = performance.now() - started;
+    if (took > HANG_MS) {
+      stats.hangs += 1;
+      stats.findings.push({ kind: 'hang', sql, detail: `${Math.round(took)} ms` });
+    }
+    if (!verdict.ok) {
+      if (verdict.reason === 'other' && /reloading its parser/.test(verdict.message)) stats.reloading += 1;
+      continue;
+    }
+    stats.accepted += 1;
+    if (pool.length < 2000) pool.push(sql);
+    notices.length = 0;
+    const leak = await underFence(acquire, options, sql, verdict.paramCount, mode);
+    const inNotices = leakedMarkers(options.fixture, notices.join('\n'));
+    stats.executed += 1;
+    if (leak.error) stats.dbErrors += 1;
+    const markers = leak.markers.length > 0 ? leak.markers : inNotices;
+    if (markers.length > 0) {
+      stats.leaks += 1;
+      stats.findings.push({ kind: 'leak', sql, detail: `markers ${markers.join(', ')} in ${leak.markers.length > 0 ? leak.where : 'notices'}` });
+    }
+    if (options.onProgress && stats.inputs % 10_000 === 0) options.onProgress(stats);
   }
   return stats;
 }
 
-/** Runs `sql` as the agent for tenant A in a transaction that is always rolled back. */
-async function runFenced(
-  client: pg.PoolClient,
+/**
+ * Runs `sql` as the agent for tenant A on the fence engine (the gateway's own transaction: signed
+ * context, pinned settings and search_path, timeouts), ended with ROLLBACK whatever happens.
+ */
+async function underFence(
+  acquire: () => Promise<PgFenceConnection>,
   options: FuzzOptions,
   sql: string,
   paramCount: number,
   mode: 'read' | 'write',
-  notices: string[],
 ): Promise<{ markers: string[]; where: string; error: boolean }> {
-  notices.length = 0;
-  const token = signContext(options.fixture.key, 'aaaaaaaa-0000-4000-8000-00000000000a', { ttlSeconds: 60 });
   // Parameters get tenant B's id: the statement may use it however it likes.
   const params = Array.from({ length: paramCount }, () => TENANT_B);
-  let output = '';
+  let output: string;
   let where = 'rows';
   let error = false;
-  await client.query(mode === 'read' ? 'BEGIN READ ONLY' : 'BEGIN');
   try {
-    await client.query({ text: SETUP, values: [token, '2000', '500', '5000', options.searchPath] } as pg.QueryConfig);
-    const result = await client.query({ text: sql, values: params, queryMode: 'extended' } as pg.QueryConfig);
+    const result = await runFenced(acquire, TENANT_A, (c) => c.query(sql, params), {
+      key: options.fixture.key,
+      readOnly: mode === 'read',
+      rollback: true,
+      statementTimeoutMs: 2000,
+      lockTimeoutMs: 500,
+      idleInTransactionTimeoutMs: 5000,
+      settings: { search_path: options.searchPath },
+    });
     output = JSON.stringify(result.rows);
   } catch (e) {
     error = true;
     where = 'error';
-    const err = e as { message?: string; detail?: string; hint?: string; where?: string };
-    output = `${err.message ?? ''} ${err.detail ?? ''} ${err.hint ?? ''} ${err.where ?? ''}`;
-  } finally {
-    await client.query('ROLLBACK');
+    const err = e as { message?: string; detail?: string; hint?: string; where?: string; cause?: { message?: string; detail?: string } };
+    output = `${err.message ?? ''} ${err.detail ?? ''} ${err.hint ?? ''} ${err.where ?? ''} ${err.cause?.message ?? ''} ${err.cause?.detail ?? ''}`;
   }
-  const found = leakedMarkers(options.fixture, output);
-  const inNotices = leakedMarkers(options.fixture, notices.join('\n'));
-  if (found.length === 0 && inNotices.length > 0) return { markers: inNotices, where: 'notices', error };
-  return { markers: found, where, error };
+  return { markers: leakedMarkers(options.fixture, output), where, error };
 }
