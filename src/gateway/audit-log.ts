@@ -12,10 +12,11 @@
  * Every record must serialise into something audit_append accepts, whatever the statement text:
  * see `serialise`.
  */
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import type pg from 'pg';
 import type { SigningKey } from '../context/token.ts';
 import { AUDIT_MAC_PREFIX } from '../sql/init.ts';
+import { withoutComments } from './firewall-parser.ts';
 
 export type AuditVerdict = 'ok' | 'error' | 'rejected';
 export type AuditRedaction = 'full' | 'fingerprint';
@@ -177,21 +178,43 @@ function cost(c: number): number {
 
 /**
  * The statement as stored: without NUL (jsonb refuses \u0000, and Postgres could not have run a
- * statement containing one), well-formed, and cut so that it takes at most STATEMENT_BUDGET
- * characters serialised (60,000 DEL characters are 360,000 serialised), with a note saying so.
+ * statement containing one), well-formed, and within STATEMENT_BUDGET characters serialised (60,000
+ * DEL characters are 360,000). A statement over it first loses its comments, which Postgres reads
+ * as whitespace: padding in a comment cannot push the SQL that ran out of its record. Past that
+ * (long literals), its head and tail are kept around a note that gives the full length and the
+ * SHA-256 of the whole text, so the record still identifies exactly what ran.
  */
 function fit(statement: string): string {
   const text = statement.replaceAll('\0', '').toWellFormed();
-  if (text.length * 6 <= STATEMENT_BUDGET) return text;
-  const note = `\n/* tenantfence: statement cut here for the audit log; ${text.length} characters in all */`;
-  let used = note.length;
+  if (serialisedLength(text) <= STATEMENT_BUDGET) return text;
+  const bare = withoutComments(text);
+  const note = `\n/* tenantfence: comments removed for the audit log; ${text.length} characters in all, sha256 ${sha256(statement)} */`;
+  if (serialisedLength(bare) + note.length <= STATEMENT_BUDGET) return bare + note;
+  const cut = `\n/* tenantfence: ${bare.length} characters without comments (${text.length} with), cut here for the audit log; sha256 of the whole statement ${sha256(statement)} */\n`;
+  const half = (STATEMENT_BUDGET - cut.length) / 2;
+  const head = prefixWithin(bare, half);
+  const tail = [...prefixWithin([...bare].reverse().join(''), half)].reverse().join('');
+  return head + cut + tail;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function serialisedLength(text: string): number {
+  let used = 0;
+  for (let i = 0; i < text.length; i++) used += cost(text.charCodeAt(i));
+  return used;
+}
+
+/** The longest prefix whose serialised length is within `budget`, never half a surrogate pair. */
+function prefixWithin(text: string, budget: number): string {
+  let used = 0;
   let end = 0;
   for (; end < text.length; end++) {
     used += cost(text.charCodeAt(end));
-    if (used > STATEMENT_BUDGET) break;
+    if (used > budget) break;
   }
-  if (end === text.length) return text;
-  // Never split a surrogate pair: half of one is a lone surrogate again.
-  if (end > 0 && (text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end -= 1;
-  return text.slice(0, end) + note;
+  if (end < text.length && end > 0 && (text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end -= 1;
+  return text.slice(0, end);
 }
