@@ -13,6 +13,7 @@ import { demo, formatDemo } from './commands/demo.ts';
 import { audit, type AuditFormat, type FailOn } from './commands/audit.ts';
 import { serve, untilSignal } from './commands/serve.ts';
 import { mcp } from './commands/mcp.ts';
+import { benchCommand } from './commands/bench.ts';
 import { processIo, type Io } from './io.ts';
 import { common, dbOption, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
 import { VERSION } from '../version.ts';
@@ -210,6 +211,7 @@ environment as tenantfence serve.`,
       return 0;
     },
   },
+  bench: benchCommand,
 };
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {

@@ -134,7 +134,15 @@ async function setUpTables(db: pg.Client, roles: Record<'owner' | 'app' | 'agent
   for (const role of [roles.app, roles.agent]) await db.query(`ALTER ROLE ${ident(role)} PASSWORD ${literal(password)}`);
   await db.query(SEED_TABLE);
   await db.query(`ALTER TABLE conversations OWNER TO ${ident(roles.owner)}`);
-  // The seed's recipe, verbatim: its role, its GUC policy, its grants, in schema "naive".
+  await installSeedRecipe(db, roles, password);
+}
+
+/**
+ * The seed's recipe, verbatim: its role, its GUC policy, its index and grants, on a copy of the
+ * seed's table in schema "naive" owned by `roles.owner` (which must exist). `tenantfence bench`
+ * measures the same recipe.
+ */
+export async function installSeedRecipe(db: pg.Client, roles: { readonly owner: string; readonly naive: string }, password: string): Promise<void> {
   await db.query(`CREATE ROLE ${ident(roles.naive)} NOINHERIT LOGIN PASSWORD ${literal(password)}`);
   await db.query(`CREATE SCHEMA naive AUTHORIZATION ${ident(roles.owner)}`);
   await db.query(`${SEED_TABLE.replace('conversations', 'naive.conversations')}`);
