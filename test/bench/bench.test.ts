@@ -1,0 +1,129 @@
+/**
+ * `tenantfence bench` as a user runs it, with tiny settings: the shape of its one JSON object, a
+ * chart that renders every bar, clean-up, and usage errors. Speed is never asserted here; the
+ * numbers only have to be real measurements (positive, finite, min <= median <= max).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { serverUrl } from '../support/db.ts';
+import { main } from '../../src/cli/main.ts';
+
+function run(args: string[], env: Record<string, string | undefined> = {}) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'bench', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, TENANTFENCE_SECRET: undefined, ...env },
+    timeout: 300_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+type Spread = { min: number; median: number; max: number };
+
+function assertSpread(value: Spread, where: string): void {
+  assert.deepEqual(Object.keys(value).sort(), ['max', 'median', 'min'], where);
+  for (const n of [value.min, value.median, value.max]) assert.ok(Number.isFinite(n) && n > 0, `${where}: ${n} is not a positive finite ratio`);
+  assert.ok(value.min <= value.median && value.median <= value.max, `${where}: min <= median <= max`);
+}
+
+async function leftovers(): Promise<string[]> {
+  const client = new pg.Client(serverUrl());
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT datname AS name FROM pg_database WHERE datname LIKE 'tenantfence\\_bench\\_%'
+       UNION ALL SELECT rolname FROM pg_roles WHERE rolname LIKE 'tf\\_bench\\_%'`,
+    );
+    return rows.map((r) => r.name).sort();
+  } finally {
+    await client.end();
+  }
+}
+
+test('bench --json prints one object of positive finite ratios, --svg draws them, and the scratch database is gone', async () => {
+  const before = await leftovers();
+  const dir = mkdtempSync(join(tmpdir(), 'tf-bench-test-'));
+  try {
+    const svg = join(dir, 'ratios.svg');
+    const r = run(['--rows', '200', '--tenants', '5', '--duration', '0.1', '--repeat', '1', '--json', '--svg', svg], { DATABASE_URL: serverUrl() });
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out.trim().split('\n').length, 1, 'exactly one line of JSON');
+    const result = JSON.parse(r.out);
+    for (const table of ['ratios', 'p50Ratios'] as const) {
+      assert.deepEqual(Object.keys(result[table]), ['Q1', 'Q2', 'Q3', 'Q4']);
+      for (const q of ['Q1', 'Q2', 'Q3', 'Q4']) {
+        assert.deepEqual(Object.keys(result[table][q]), ['V1/V0', 'V2/V0', 'V3/V0']);
+        for (const v of ['V1/V0', 'V2/V0', 'V3/V0']) assertSpread(result[table][q][v], `${table}.${q}.${v}`);
+      }
+    }
+    assert.deepEqual(Object.keys(result.gateway), ['throughput/naive', 'p50/naive']);
+    assertSpread(result.gateway['throughput/naive'], 'gateway throughput');
+    assertSpread(result.gateway['p50/naive'], 'gateway p50');
+    for (const key of ['verifierMicros', 'verifierFirstCallMicros']) assert.ok(Number.isFinite(result[key]) && result[key] > 0, `${key}: ${result[key]}`);
+    for (const q of ['Q1', 'Q2', 'Q3', 'Q4']) {
+      for (const v of ['V0', 'V1', 'V2', 'V3']) {
+        const a = result.absolute[q][v];
+        assert.ok(a.throughput > 0 && a.p50Micros > 0 && a.clientCpuMicros >= 0, `absolute ${q} ${v}`);
+      }
+    }
+    assert.equal(result.dataset.rows, 200);
+    assert.equal(result.dataset.tenants, 5);
+    assert.ok(result.dataset.largestTenantRows > result.dataset.smallestTenantRows, 'tenants are skewed');
+    assert.match(result.server.version, /^\d+/);
+
+    const chart = readFileSync(svg, 'utf8');
+    assert.match(chart, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"[^>]*>/);
+    assert.match(chart, /<\/svg>\n$/);
+    // A bar per comparison in each panel: (4 queries x 3 variants + the gateway) x 2 panels.
+    assert.equal((chart.match(/<rect [^>]*><title>/g) ?? []).length, 26);
+    assert.deepEqual(readdirSync(dir), ['ratios.svg'], 'no temporary file left behind');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.deepEqual(await leftovers(), before, 'the scratch database and roles are dropped');
+});
+
+test('bench flags are checked before anything connects: one TF_USAGE line, exit 2, no file written', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tf-bench-usage-'));
+  try {
+    const cases: string[][] = [
+      ['--rows', 'many'],
+      ['--rows', '10'],
+      ['--tenants', '1'],
+      ['--rows', '200', '--tenants', '300'],
+      ['--duration', '0'],
+      ['--duration', '1e3'],
+      ['--repeat', '0'],
+      ['--repeat', '2.5'],
+      ['--svg', join(dir, 'missing', 'chart.svg')],
+      ['--svg', dir],
+      ['extra'],
+      ['--bogus'],
+    ];
+    for (const args of cases) {
+      let out = '';
+      let err = '';
+      const io = { out: (t: string) => void (out += t), err: (t: string) => void (err += t), isTTY: false };
+      // An unreachable server: a flag error must come first, never TF_CONNECTION.
+      const code = await main(['bench', ...args, '--database-url', 'postgres://nobody@127.0.0.1:1/none'], io);
+      assert.equal(code, 2, `${args.join(' ')}: ${err}`);
+      assert.match(err, /^tenantfence: TF_USAGE: /, args.join(' '));
+      assert.equal(err.trim().split('\n').length, 1, args.join(' '));
+      assert.equal(out, '');
+    }
+    assert.deepEqual(readdirSync(dir), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bench --help describes every flag', () => {
+  const r = run(['--help']);
+  assert.equal(r.code, 0);
+  assert.match(r.out, /^usage: tenantfence bench/);
+  for (const flag of ['--rows', '--tenants', '--duration', '--repeat', '--json', '--svg', '--database-url']) assert.ok(r.out.includes(flag), flag);
+});
