@@ -7,6 +7,7 @@
  * Method and fairness choices: bench/README.md.
  */
 import { Agent } from 'node:http';
+import { cpus, loadavg } from 'node:os';
 import { TenantfenceError, ErrorCodes } from '../errors.ts';
 import { createDataset, ZIPF_EXPONENT, type Dataset, type Pick, type Progress } from './dataset.ts';
 import { measureLatency, measureThroughput, median, spread, type Spread, type Throughput } from './measure.ts';
@@ -59,6 +60,8 @@ export interface BenchResult {
   readonly verifierFirstCallMicros: number;
   readonly absolute: Record<QueryId, Record<Variant, Absolute>> & { readonly gateway: Record<GatewayId, Absolute> };
   readonly server: { readonly version: string };
+  /** Other work on this machine is noise in every number: its CPUs and 1-minute load at start and end. */
+  readonly machine: { readonly cpus: number; readonly loadAverage: readonly [number, number] };
   readonly dataset: { readonly rows: number; readonly tenants: number; readonly zipfExponent: number; readonly largestTenantRows: number; readonly smallestTenantRows: number };
   readonly settings: { readonly durationSeconds: number; readonly repeat: number; readonly concurrency: typeof CONCURRENCY; readonly v2: string };
 }
@@ -71,6 +74,7 @@ interface Rounds {
 
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const progress = options.progress ?? (() => undefined);
+  const loadAtStart = loadavg()[0]!;
   const ds = await createDataset(options.url, { rows: options.rows, tenants: options.tenants }, progress);
   let gateways: Gateways | undefined;
   try {
@@ -92,9 +96,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       for (let round = 0; round <= options.repeat; round++) {
         const seconds = round === 0 ? Math.min(0.1, options.durationSeconds) : options.durationSeconds;
         const groups = [...QUERIES.map((q) => ({ contenders: queryContenders(q), concurrency: CONCURRENCY.queries })), { contenders: gatewayContenders, concurrency: CONCURRENCY.gateway }];
-        for (const { contenders, concurrency } of groups) {
+        for (const [g, { contenders, concurrency }] of groups.entries()) {
           const throughput = await measureThroughput(contenders, concurrency, seconds);
           const p50 = await measureLatency(contenders, seconds);
+          progress('measure', round * groups.length + g + 1, (options.repeat + 1) * groups.length);
           if (round === 0) continue;
           contenders.forEach(({ key }, k) => {
             rounds.throughput.set(key, [...(rounds.throughput.get(key) ?? []), throughput[k]!]);
@@ -103,12 +108,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         }
         const cost = await verifierCost(ds, ds.picks[0]!.tenant, loops);
         if (round > 0) verifier.push(cost);
-        progress('rounds', round, options.repeat);
       }
     } finally {
       for (const agent of agents) agent.destroy();
     }
-    return summarize(ds, options, rounds, verifier);
+    return summarize(ds, options, rounds, verifier, loadAtStart);
   } finally {
     await gateways?.close().catch(() => undefined);
     await ds.drop();
@@ -131,7 +135,7 @@ async function checkAgreement(runners: Record<Variant, RunQuery>, picks: readonl
   }
 }
 
-function summarize(ds: Dataset, options: BenchOptions, rounds: Rounds, verifier: VerifierCost[]): BenchResult {
+function summarize(ds: Dataset, options: BenchOptions, rounds: Rounds, verifier: VerifierCost[], loadAtStart: number): BenchResult {
   const loaded = (key: string) => rounds.throughput.get(key)!;
   const p50 = (key: string) => rounds.p50.get(key)!;
   const paired = (a: readonly number[], b: readonly number[]) => spread(a.map((x, round) => x / b[round]!));
@@ -163,6 +167,7 @@ function summarize(ds: Dataset, options: BenchOptions, rounds: Rounds, verifier:
       gateway: Object.fromEntries(GATEWAYS.map((g) => [g, absolute(`gateway.${g}`)])) as Record<GatewayId, Absolute>,
     },
     server: { version: ds.serverVersion },
+    machine: { cpus: cpus().length, loadAverage: [loadAtStart, loadavg()[0]!] },
     dataset: {
       rows: options.rows,
       tenants: options.tenants,
