@@ -3,8 +3,11 @@
  * on the machine lands on every contender alike rather than on whichever ran at that moment:
  * - throughput: contenders take turns in short slices (≤ 100 ms) at a fixed concurrency until each
  *   has had its share of the cell's time; requests per second = requests / time, over its slices;
- * - latency: one client sends requests round-robin (contender i mod n), so neighbouring requests
- *   of every contender see the same machine; p50 per contender.
+ * - in both, the order of turns goes through every permutation: a request pays for what the one
+ *   before it left running (a backend finishing its commit, a pool's housekeeping), so each
+ *   contender follows each other one equally often;
+ * - latency: one client sends requests to each contender in turn, so neighbouring requests of
+ *   every contender see the same machine; p50 per contender.
  * Every contender's requests are numbered from 0, so each sees the same tenants in the same order.
  * CPU is counted on both sides when it can be: this process (`process.cpuUsage`, which includes any
  * in-process server) and, for a server on this machine, the backends serving the contender.
@@ -32,10 +35,9 @@ export async function measureThroughput(contenders: readonly Contender[], concur
   const totals = contenders.map(() => ({ requests: 0, seconds: 0, clientCpuMicros: 0, serverCpuMicros: 0 as number | undefined }));
   const slices = Math.max(1, Math.round(seconds / SLICE_SECONDS));
   for (const contender of contenders) await warmUp(contender, concurrency);
+  const orders = permutations(contenders.length);
   for (let s = 0; s < slices; s++) {
-    // Each pass starts at another contender, so none always follows the same one.
-    for (let n = 0; n < contenders.length; n++) {
-      const k = (s + n) % contenders.length;
+    for (const k of orders[s % orders.length]!) {
       const total = totals[k]!;
       const slice = await timeSlice(contenders[k]!, concurrency, seconds / slices, total.requests);
       total.requests += slice.requests;
@@ -47,19 +49,25 @@ export async function measureThroughput(contenders: readonly Contender[], concur
   return totals.map((t) => ({ ...t, throughput: t.requests / t.seconds }));
 }
 
-/** p50 in µs per contender, from one client alternating between them for `seconds` each. */
+/** p50 in µs per contender, from one client taking turns between them for `seconds` each. */
 export async function measureLatency(contenders: readonly Contender[], seconds: number): Promise<number[]> {
   const latencies: number[][] = contenders.map(() => []);
   for (const contender of contenders) await warmUp(contender, 1);
+  const orders = permutations(contenders.length);
   const deadline = performance.now() + seconds * contenders.length * 1000;
-  for (let i = 0; ; i++) {
-    const k = i % contenders.length;
-    if (k === 0 && performance.now() >= deadline) break;
-    const t = performance.now();
-    await contenders[k]!.run(Math.floor(i / contenders.length));
-    latencies[k]!.push((performance.now() - t) * 1000);
+  for (let cycle = 0; cycle === 0 || performance.now() < deadline; cycle++) {
+    for (const k of orders[cycle % orders.length]!) {
+      const t = performance.now();
+      await contenders[k]!.run(cycle);
+      latencies[k]!.push((performance.now() - t) * 1000);
+    }
   }
   return latencies.map((l) => median(l));
+}
+
+function permutations(n: number): number[][] {
+  if (n === 0) return [[]];
+  return permutations(n - 1).flatMap((p) => Array.from({ length: n }, (_, at) => [...p.slice(0, at), n - 1, ...p.slice(at)]));
 }
 
 export interface Spread {
