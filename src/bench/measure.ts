@@ -3,11 +3,11 @@
  * on the machine lands on every contender alike rather than on whichever ran at that moment:
  * - throughput: contenders take turns in short slices (≤ 100 ms) at a fixed concurrency until each
  *   has had its share of the cell's time; requests per second = requests / time, over its slices;
- * - in both, the order of turns goes through every permutation: a request pays for what the one
- *   before it left running (a backend finishing its commit, a pool's housekeeping), so each
- *   contender follows each other one equally often;
  * - latency: one client sends requests to each contender in turn, so neighbouring requests of
- *   every contender see the same machine; p50 per contender.
+ *   every contender see the same machine; p50 per contender;
+ * - in both, a request pays for what the one before it left running (a backend finishing its
+ *   commit, a pool's housekeeping), so the order of turns changes each time and each contender
+ *   follows each other one equally often (balancedOrders).
  * Every contender's requests are numbered from 0, so each sees the same tenants in the same order.
  * CPU is counted on both sides when it can be: this process (`process.cpuUsage`, which includes any
  * in-process server) and, for a server on this machine, the backends serving the contender.
@@ -35,7 +35,7 @@ export async function measureThroughput(contenders: readonly Contender[], concur
   const totals = contenders.map(() => ({ requests: 0, seconds: 0, clientCpuMicros: 0, serverCpuMicros: 0 as number | undefined }));
   const slices = Math.max(1, Math.round(seconds / SLICE_SECONDS));
   for (const contender of contenders) await warmUp(contender, concurrency);
-  const orders = permutations(contenders.length);
+  const orders = balancedOrders(contenders.length);
   for (let s = 0; s < slices; s++) {
     for (const k of orders[s % orders.length]!) {
       const total = totals[k]!;
@@ -53,7 +53,7 @@ export async function measureThroughput(contenders: readonly Contender[], concur
 export async function measureLatency(contenders: readonly Contender[], seconds: number): Promise<number[]> {
   const latencies: number[][] = contenders.map(() => []);
   for (const contender of contenders) await warmUp(contender, 1);
-  const orders = permutations(contenders.length);
+  const orders = balancedOrders(contenders.length);
   const deadline = performance.now() + seconds * contenders.length * 1000;
   for (let cycle = 0; cycle === 0 || performance.now() < deadline; cycle++) {
     for (const k of orders[cycle % orders.length]!) {
@@ -65,9 +65,14 @@ export async function measureLatency(contenders: readonly Contender[], seconds: 
   return latencies.map((l) => median(l));
 }
 
-function permutations(n: number): number[][] {
-  if (n === 0) return [[]];
-  return permutations(n - 1).flatMap((p) => Array.from({ length: n }, (_, at) => [...p.slice(0, at), n - 1, ...p.slice(at)]));
+/**
+ * Orders of turns in which each contender directly follows each other one equally often (a
+ * Williams design): n orders for an even n, 2n for an odd one.
+ */
+export function balancedOrders(n: number): number[][] {
+  const base = Array.from({ length: n }, (_, i) => (i % 2 ? (i + 1) / 2 : (n - i / 2) % n));
+  const rows = Array.from({ length: n }, (_, r) => base.map((x) => (x + r) % n));
+  return n % 2 ? [...rows, ...rows.map((row) => [...row].reverse())] : rows;
 }
 
 export interface Spread {

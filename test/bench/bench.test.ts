@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { serverUrl } from '../support/db.ts';
 import { main } from '../../src/cli/main.ts';
+import { balancedOrders } from '../../src/bench/measure.ts';
 
 function run(args: string[], env: Record<string, string | undefined> = {}) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'bench', ...args], {
@@ -126,4 +127,17 @@ test('bench --help describes every flag', () => {
   assert.equal(r.code, 0);
   assert.match(r.out, /^usage: tenantfence bench/);
   for (const flag of ['--rows', '--tenants', '--duration', '--repeat', '--json', '--svg', '--database-url']) assert.ok(r.out.includes(flag), flag);
+});
+
+test('contenders take turns in balanced orders: each follows each other one equally often', () => {
+  for (const n of [1, 2, 3, 4, 5]) {
+    const orders = balancedOrders(n);
+    const follows = new Map<string, number>();
+    for (const order of orders) {
+      assert.deepEqual([...order].sort(), Array.from({ length: n }, (_, i) => i), `${n}: every order is a permutation`);
+      for (let i = 1; i < n; i++) follows.set(`${order[i - 1]}>${order[i]}`, (follows.get(`${order[i - 1]}>${order[i]}`) ?? 0) + 1);
+    }
+    assert.equal(follows.size, n * (n - 1), `${n}: every ordered pair occurs`);
+    assert.equal(new Set(follows.values()).size <= 1, true, `${n}: equally often`);
+  }
 });
