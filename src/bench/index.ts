@@ -12,7 +12,7 @@ import { TenantfenceError, ErrorCodes } from '../errors.ts';
 import { createDataset, ZIPF_EXPONENT, type Dataset, type Pick, type Progress } from './dataset.ts';
 import { measureLatency, measureThroughput, median, spread, type Spread, type Throughput } from './measure.ts';
 import { backendCpu } from './server-cpu.ts';
-import { APPLICATION_NAMES, QUERIES, VARIANTS, V2_IMPLEMENTATION, variantRunners, type QueryId, type RunQuery, type Variant } from './variants.ts';
+import { APPLICATION_NAMES, QUERIES, ROUND_TRIPS, VARIANTS, variantRunners, type QueryId, type RunQuery, type Variant } from './variants.ts';
 import { GATEWAYS, GATEWAY_APPLICATION_NAMES, startGateways, type GatewayId, type Gateways } from './gateways.ts';
 import { verifierCost, type VerifierCost } from './verifier.ts';
 
@@ -63,7 +63,7 @@ export interface BenchResult {
   /** Other work on this machine is noise in every number: its CPUs and 1-minute load at start and end. */
   readonly machine: { readonly cpus: number; readonly loadAverage: readonly [number, number] };
   readonly dataset: { readonly rows: number; readonly tenants: number; readonly zipfExponent: number; readonly largestTenantRows: number; readonly smallestTenantRows: number };
-  readonly settings: { readonly durationSeconds: number; readonly repeat: number; readonly concurrency: typeof CONCURRENCY; readonly v2: string };
+  readonly settings: { readonly durationSeconds: number; readonly repeat: number; readonly concurrency: typeof CONCURRENCY; readonly roundTrips: typeof ROUND_TRIPS };
 }
 
 /** Per round: throughput (with CPU) and p50 of every contender, keyed "Q1.V0", "gateway.naive". */
@@ -175,6 +175,6 @@ function summarize(ds: Dataset, options: BenchOptions, rounds: Rounds, verifier:
       largestTenantRows: ds.tenantRows.largest,
       smallestTenantRows: ds.tenantRows.smallest,
     },
-    settings: { durationSeconds: options.durationSeconds, repeat: options.repeat, concurrency: CONCURRENCY, v2: V2_IMPLEMENTATION },
+    settings: { durationSeconds: options.durationSeconds, repeat: options.repeat, concurrency: CONCURRENCY, roundTrips: ROUND_TRIPS },
   };
 }

@@ -5,11 +5,12 @@
  * (dataset.ts), so no variant pays for a longer statement or a different plan shape.
  *
  * Round trips per request: V0 1; V1 4 (BEGIN, set_config, the query, COMMIT: the recipe as
- * written, one await per statement on an ordinary pool); V2 and V3 as `tenantfence/pg` documents
- * them on a pipelining pool (V3: 2, the query with its context, then the end and the reset).
+ * written, one await per statement on an ordinary pool); V2 `tenantQuery` 1 (the context, the
+ * statement and the reset as one implicit transaction); V3 `withTenant` on a pipelining pool 2
+ * (BEGIN and the context with the query, then the end and the reset).
  */
 import type pg from 'pg';
-import { withTenant } from '../adapters/pg.ts';
+import { tenantQuery, withTenant } from '../adapters/pg.ts';
 import type { Dataset, Pick } from './dataset.ts';
 
 export const QUERIES = ['Q1', 'Q2', 'Q3', 'Q4'] as const;
@@ -25,11 +26,14 @@ export const QUERY_NAMES: Record<QueryId, string> = {
 };
 
 export const VARIANT_NAMES: Record<Variant, string> = {
-  V0: 'query alone, app-layer WHERE, no RLS',
-  V1: "seed recipe: GUC policy, set_config(..., true) in BEGIN/COMMIT",
-  V2: 'tenantfence single statement',
-  V3: 'withTenant with one query',
+  V0: 'app-layer WHERE, no RLS',
+  V1: 'seed recipe (GUC policy)',
+  V2: 'tenantQuery',
+  V3: 'withTenant, one query',
 };
+
+/** Round trips per request (the header above); reported with the result. */
+export const ROUND_TRIPS: Record<Variant, number> = { V0: 1, V1: 4, V2: 1, V3: 2 };
 
 /** The backend pools' application names, for server CPU (server-cpu.ts). */
 export const APPLICATION_NAMES: Record<Variant, string> = { V0: 'tf-bench-v0', V1: 'tf-bench-v1', V2: 'tf-bench-v2', V3: 'tf-bench-v3' };
@@ -78,16 +82,6 @@ export const SHAPES: Record<QueryId, Shape> = {
 export type Rows = readonly Record<string, unknown>[];
 export type RunQuery = (query: QueryId, pick: Pick) => Promise<Rows>;
 
-/**
- * PLACEHOLDER for V2 until `tenantfence/pg` exports `tenantQuery` (issue 7, item 2): the single
- * statement through withTenant, so V2 measures the same round trips as V3 until then.
- */
-function tenantQuery(pool: pg.Pool, tenant: string, text: string, values: unknown[], key: Dataset['key']): Promise<{ rows: Rows }> {
-  return withTenant(pool, tenant, (client) => client.query(text, values), { key });
-}
-
-export const V2_IMPLEMENTATION: string = 'placeholder: withTenant with one query';
-
 export function variantRunners(ds: Dataset, poolSize: number): Record<Variant, RunQuery> {
   const v0 = ds.pool(ds.roles.plain, APPLICATION_NAMES.V0, { max: poolSize });
   const v1 = ds.pool(ds.roles.naive, APPLICATION_NAMES.V1, { max: poolSize });
@@ -111,7 +105,7 @@ export function variantRunners(ds: Dataset, poolSize: number): Record<Variant, R
         client.release(failed);
       }
     },
-    V2: async (q, pick) => (await tenantQuery(v2, pick.tenant, SHAPES[q].fenced, SHAPES[q].fencedArgs(pick), ds.key)).rows,
+    V2: async (q, pick) => (await tenantQuery(v2, pick.tenant, SHAPES[q].fenced, SHAPES[q].fencedArgs(pick), { key: ds.key })).rows,
     V3: async (q, pick) =>
       (await withTenant(v3, pick.tenant, (client) => client.query(SHAPES[q].fenced, SHAPES[q].fencedArgs(pick)), { key: ds.key })).rows,
   };
