@@ -84,7 +84,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const gw = gateways;
     const rounds: Rounds = { throughput: new Map(), p50: new Map() };
     const verifier: VerifierCost[] = [];
-    const loops = { warm: Math.max(2000, Math.round(12_500 * options.durationSeconds)), first: Math.max(1000, Math.round(5000 * options.durationSeconds)) };
+    const loops = { warm: Math.max(5000, Math.round(12_500 * options.durationSeconds)), first: Math.max(2000, Math.round(5000 * options.durationSeconds)) };
     const pick = (i: number): Pick => ds.picks[i % ds.picks.length]!;
     const probe = (applicationName: string) => backendCpu(ds.admin, ds.database, applicationName);
     const queryContenders = (q: QueryId) => VARIANTS.map((v) => ({ key: `${q}.${v}`, run: (i: number) => runners[v](q, pick(i)), server: probe(APPLICATION_NAMES[v]) }));
