@@ -20,7 +20,7 @@ const GAP = 64;
 const COLORS = { V1: '#e07a3f', V2: '#2a9d8f', V3: '#3d6fa8', gateway: '#7a5195' } as const;
 const LEGEND: Array<[string, string]> = [
   [COLORS.V1, 'V1 seed recipe (GUC policy)'],
-  [COLORS.V2, 'V2 tenantfence single statement'],
+  [COLORS.V2, 'V2 tenantQuery, one statement'],
   [COLORS.V3, 'V3 withTenant, one query'],
   [COLORS.gateway, 'serve vs naive gateway'],
 ];
@@ -42,7 +42,7 @@ export function renderSvg(r: BenchResult): string {
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="${LEFT}" y="22" font-size="15" font-weight="bold">${esc(`tenantfence bench: PostgreSQL ${r.server.version}, ${r.dataset.rows} rows, ${r.dataset.tenants} tenants`)}</text>`,
     `<text x="${LEFT}" y="40" fill="#555">ratio to the baseline measured in the same round: V0 the query alone with WHERE tenant_id (no RLS); the gateway vs a naive gateway</text>`,
-    `<text x="${LEFT}" y="56" fill="#555">${esc(`bar: median of ${r.settings.repeat} rounds; whisker: min to max; dashed line: 1 (as fast as the baseline)`)}</text>`,
+    `<text x="${LEFT}" y="56" fill="#555">${esc(`bar: median of ${r.settings.repeat} rounds; whisker: min to max; dashed line: 1 (as fast as the baseline); ${r.machine.cpus} CPUs, load ${r.machine.loadAverage.map((l) => l.toFixed(1)).join(' to ')}`)}</text>`,
     ...legend,
     panel('throughput vs baseline (higher is better)', TOP, groups((q, v) => r.ratios[q][`${v}/V0`], r.gateway['throughput/naive'])),
     panel('p50 latency vs baseline (lower is better)', TOP + PANEL + GAP, groups((q, v) => r.p50Ratios[q][`${v}/V0`], r.gateway['p50/naive'])),
