@@ -12,7 +12,7 @@ export function formatBench(r: BenchResult): string {
   const c = r.settings.concurrency;
   const lines = [
     `tenantfence bench: PostgreSQL ${r.server.version}; ${r.dataset.rows} rows, ${r.dataset.tenants} tenants (Zipf ${r.dataset.zipfExponent}: ${r.dataset.largestTenantRows} to ${r.dataset.smallestTenantRows} rows each)`,
-    `${r.settings.repeat} rounds x ${r.settings.durationSeconds} s per cell; throughput at concurrency ${c.queries} (gateway ${c.gateway}), p50 at ${c.latency}; ${r.machine.cpus} CPUs, load ${r.machine.loadAverage.map((l) => l.toFixed(1)).join(' -> ')}`,
+    `${r.settings.repeat} round${r.settings.repeat === 1 ? '' : 's'} x ${r.settings.durationSeconds} s per cell; throughput at concurrency ${c.queries} (gateway ${c.gateway}), p50 at ${c.latency}; ${r.machine.cpus} CPUs, load ${r.machine.loadAverage.map((l) => l.toFixed(1)).join(' -> ')}`,
     `ratios: median [min-max] of paired ratios to the baseline in the same round; throughput higher is better, p50 lower is better`,
     '',
     `${'request'.padEnd(36)} ${'throughput'.padEnd(18)} ${'p50'.padEnd(18)} ${'req/s'.padStart(7)} ${'p50 µs'.padStart(6)} ${'cpu µs'.padStart(7)} ${'db µs'.padStart(7)}`,
