@@ -33,6 +33,8 @@ export interface BenchOptions {
   /** Rounds; each yields one paired ratio per comparison. */
   readonly repeat: number;
   readonly progress?: Progress;
+  /** Stops the run between requests; the scratch database is dropped and TF_INTERRUPTED thrown. */
+  readonly signal?: AbortSignal;
 }
 
 export type Comparison = 'V1/V0' | 'V2/V0' | 'V3/V0';
@@ -75,48 +77,62 @@ interface Rounds {
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const progress = options.progress ?? (() => undefined);
   const loadAtStart = loadavg()[0]!;
-  const ds = await createDataset(options.url, { rows: options.rows, tenants: options.tenants }, progress);
+  const { signal } = options;
+  let ds: Dataset | undefined;
   let gateways: Gateways | undefined;
   try {
+    ds = await createDataset(options.url, { rows: options.rows, tenants: options.tenants }, (phase, done, total) => {
+      signal?.throwIfAborted();
+      progress(phase, done, total);
+    });
     const runners = variantRunners(ds, CONCURRENCY.queries);
     await checkAgreement(runners, ds.picks);
     gateways = await startGateways(ds, CONCURRENCY.gateway);
-    const gw = gateways;
-    const rounds: Rounds = { throughput: new Map(), p50: new Map() };
-    const verifier: VerifierCost[] = [];
-    const loops = { warm: Math.max(5000, Math.round(12_500 * options.durationSeconds)), first: Math.max(2000, Math.round(5000 * options.durationSeconds)) };
-    const pick = (i: number): Pick => ds.picks[i % ds.picks.length]!;
-    const probe = (applicationName: string) => backendCpu(ds.admin, ds.database, applicationName);
-    const queryContenders = (q: QueryId) => VARIANTS.map((v) => ({ key: `${q}.${v}`, run: (i: number) => runners[v](q, pick(i)), server: probe(APPLICATION_NAMES[v]) }));
-    // One keep-alive agent per gateway, with a socket for every client of the busiest cell.
-    const agents = GATEWAYS.map(() => new Agent({ keepAlive: true, maxSockets: CONCURRENCY.gateway }));
-    const gatewayContenders = GATEWAYS.map((g, k) => ({ key: `gateway.${g}`, run: (i: number) => gw.post[g](pick(i), agents[k]!), server: probe(GATEWAY_APPLICATION_NAMES[g]) }));
-    try {
-      // Round 0 warms every path (plans, pools, JIT) and is not recorded.
-      for (let round = 0; round <= options.repeat; round++) {
-        const seconds = round === 0 ? Math.min(0.1, options.durationSeconds) : options.durationSeconds;
-        const groups = [...QUERIES.map((q) => ({ contenders: queryContenders(q), concurrency: CONCURRENCY.queries })), { contenders: gatewayContenders, concurrency: CONCURRENCY.gateway }];
-        for (const [g, { contenders, concurrency }] of groups.entries()) {
-          const throughput = await measureThroughput(contenders, concurrency, seconds);
-          const p50 = await measureLatency(contenders, seconds);
-          progress('measure', round * groups.length + g + 1, (options.repeat + 1) * groups.length);
-          if (round === 0) continue;
-          contenders.forEach(({ key }, k) => {
-            rounds.throughput.set(key, [...(rounds.throughput.get(key) ?? []), throughput[k]!]);
-            rounds.p50.set(key, [...(rounds.p50.get(key) ?? []), p50[k]!]);
-          });
-        }
-        const cost = await verifierCost(ds, ds.picks[0]!.tenant, loops);
-        if (round > 0) verifier.push(cost);
-      }
-    } finally {
-      for (const agent of agents) agent.destroy();
-    }
+    const { rounds, verifier } = await measureRounds(ds, runners, gateways, options);
     return summarize(ds, options, rounds, verifier, loadAtStart);
+  } catch (error) {
+    if (signal?.aborted) throw new TenantfenceError(ErrorCodes.INTERRUPTED, 'The bench was interrupted; nothing was measured, and its scratch database and roles are dropped on the way out.');
+    throw error;
   } finally {
     await gateways?.close().catch(() => undefined);
-    await ds.drop();
+    await ds?.drop();
   }
+}
+
+/** A warm-up round, then `repeat` recorded rounds of every group of contenders and the verifier. */
+async function measureRounds(ds: Dataset, runners: Record<Variant, RunQuery>, gw: Gateways, options: BenchOptions): Promise<{ rounds: Rounds; verifier: VerifierCost[] }> {
+  const { signal, progress = () => undefined } = options;
+  const rounds: Rounds = { throughput: new Map(), p50: new Map() };
+  const verifier: VerifierCost[] = [];
+  const loops = { warm: Math.max(5000, Math.round(12_500 * options.durationSeconds)), first: Math.max(2000, Math.round(5000 * options.durationSeconds)) };
+  const pick = (i: number): Pick => ds.picks[i % ds.picks.length]!;
+  const probe = (applicationName: string) => backendCpu(ds.admin, ds.database, applicationName);
+  const queryContenders = (q: QueryId) => VARIANTS.map((v) => ({ key: `${q}.${v}`, run: (i: number) => runners[v](q, pick(i)), server: probe(APPLICATION_NAMES[v]) }));
+  // One keep-alive agent per gateway, with a socket for every client of the busiest cell.
+  const agents = GATEWAYS.map(() => new Agent({ keepAlive: true, maxSockets: CONCURRENCY.gateway }));
+  const gatewayContenders = GATEWAYS.map((g, k) => ({ key: `gateway.${g}`, run: (i: number) => gw.post[g](pick(i), agents[k]!), server: probe(GATEWAY_APPLICATION_NAMES[g]) }));
+  const groups = [...QUERIES.map((q) => ({ contenders: queryContenders(q), concurrency: CONCURRENCY.queries })), { contenders: gatewayContenders, concurrency: CONCURRENCY.gateway }];
+  try {
+    // Round 0 warms every path (plans, pools, JIT) and is not recorded.
+    for (let round = 0; round <= options.repeat; round++) {
+      const seconds = round === 0 ? Math.min(0.1, options.durationSeconds) : options.durationSeconds;
+      for (const [g, { contenders, concurrency }] of groups.entries()) {
+        const throughput = await measureThroughput(contenders, concurrency, seconds, signal);
+        const p50 = await measureLatency(contenders, seconds, signal);
+        progress('measure', round * groups.length + g + 1, (options.repeat + 1) * groups.length);
+        if (round === 0) continue;
+        contenders.forEach(({ key }, k) => {
+          rounds.throughput.set(key, [...(rounds.throughput.get(key) ?? []), throughput[k]!]);
+          rounds.p50.set(key, [...(rounds.p50.get(key) ?? []), p50[k]!]);
+        });
+      }
+      const cost = await verifierCost(ds, ds.picks[0]!.tenant, loops);
+      if (round > 0) verifier.push(cost);
+    }
+  } finally {
+    for (const agent of agents) agent.destroy();
+  }
+  return { rounds, verifier };
 }
 
 /**

@@ -31,13 +31,14 @@ export interface Throughput {
 
 const SLICE_SECONDS = 0.1;
 
-export async function measureThroughput(contenders: readonly Contender[], concurrency: number, seconds: number): Promise<Throughput[]> {
+export async function measureThroughput(contenders: readonly Contender[], concurrency: number, seconds: number, signal?: AbortSignal): Promise<Throughput[]> {
   const totals = contenders.map(() => ({ requests: 0, seconds: 0, clientCpuMicros: 0, serverCpuMicros: 0 as number | undefined }));
   const slices = Math.max(1, Math.round(seconds / SLICE_SECONDS));
   for (const contender of contenders) await warmUp(contender, concurrency);
   const orders = balancedOrders(contenders.length);
   for (let s = 0; s < slices; s++) {
     for (const k of orders[s % orders.length]!) {
+      signal?.throwIfAborted();
       const total = totals[k]!;
       const slice = await timeSlice(contenders[k]!, concurrency, seconds / slices, total.requests);
       total.requests += slice.requests;
@@ -50,12 +51,13 @@ export async function measureThroughput(contenders: readonly Contender[], concur
 }
 
 /** p50 in µs per contender, from one client taking turns between them for `seconds` each. */
-export async function measureLatency(contenders: readonly Contender[], seconds: number): Promise<number[]> {
+export async function measureLatency(contenders: readonly Contender[], seconds: number, signal?: AbortSignal): Promise<number[]> {
   const latencies: number[][] = contenders.map(() => []);
   for (const contender of contenders) await warmUp(contender, 1);
   const orders = balancedOrders(contenders.length);
   const deadline = performance.now() + seconds * contenders.length * 1000;
   for (let cycle = 0; cycle === 0 || performance.now() < deadline; cycle++) {
+    signal?.throwIfAborted();
     for (const k of orders[cycle % orders.length]!) {
       const t = performance.now();
       await contenders[k]!.run(cycle);

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,6 +85,28 @@ test('bench --json prints one object of positive finite ratios, --svg draws them
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  assert.deepEqual(await leftovers(), before, 'the scratch database and roles are dropped');
+});
+
+test('Ctrl-C stops a run with TF_INTERRUPTED after dropping the scratch database and roles', async () => {
+  const before = await leftovers();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'bench', '--rows', '20000', '--duration', '1', '--repeat', '5'], {
+    env: { ...process.env, DATABASE_URL: serverUrl() },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  // Interrupt once the scratch database exists (load or measurement under way).
+  for (let i = 0; i < 600 && (await leftovers()).length === before.length; i++) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 1500));
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.equal(code, 2, err);
+  assert.match(err, /^tenantfence: TF_INTERRUPTED: /m);
+  assert.doesNotMatch(err, /\n\s+at /, 'no stack trace');
+  assert.equal(out, '', 'no partial result');
   assert.deepEqual(await leftovers(), before, 'the scratch database and roles are dropped');
 });
 

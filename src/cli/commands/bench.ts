@@ -33,8 +33,8 @@ export function benchFlags(v: Values): BenchFlags {
   return flags;
 }
 
-export async function bench(flags: BenchFlags, url: string | undefined, progress?: Progress): Promise<BenchResult> {
-  const result = await runBench({ url, ...flags, ...(progress ? { progress } : {}) });
+export async function bench(flags: BenchFlags, url: string | undefined, progress?: Progress, signal?: AbortSignal): Promise<BenchResult> {
+  const result = await runBench({ url, ...flags, ...(progress ? { progress } : {}), ...(signal ? { signal } : {}) });
   if (flags.svg) {
     // Whole or not at all: a reader never sees half a chart.
     const partial = `${flags.svg}.${process.pid}.tmp`;
@@ -74,12 +74,17 @@ Method and this machine's numbers: bench/README.md.`,
   run: async (v, positionals, io) => {
     if (positionals.length > 0) throw usage('bench takes no positional arguments; see tenantfence bench --help.');
     const flags = benchFlags(v);
+    // The first Ctrl-C stops the run and drops the scratch database; a second one kills at once.
+    const stop = new AbortController();
+    const abort = () => stop.abort();
+    process.once('SIGINT', abort).once('SIGTERM', abort);
     const target = await openTarget(v, io);
     try {
-      const result = await bench(flags, target.url, process.stderr.isTTY ? progressBar(io) : undefined);
+      const result = await bench(flags, target.url, process.stderr.isTTY ? progressBar(io) : undefined, stop.signal);
       io.out(v.json ? `${JSON.stringify(result)}\n` : formatBench(result));
       return 0;
     } finally {
+      process.off('SIGINT', abort).off('SIGTERM', abort);
       await target.close();
     }
   },
