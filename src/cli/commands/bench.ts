@@ -54,7 +54,7 @@ count, Q3 a point lookup by id, Q4 an insert, each under V0 the query alone with
 WHERE tenant_id (no RLS), V1 the seed's recipe (GUC policy, set in BEGIN/COMMIT), V2 tenantfence's
 single statement and V3 withTenant with one query; then tenantfence serve against a naive gateway.
 Prints the min/median/max over rounds of each ratio to the baseline measured in the same round.
-Needs a role that may create databases and roles; without one it starts an embedded PostgreSQL.
+Needs a superuser (as demo does); without --database-url or DATABASE_URL it starts an embedded PostgreSQL.
   --rows N        rows to load (default ${BENCH_DEFAULTS.rows})
   --tenants N     tenants, tenant k holding a share proportional to 1/k (default ${BENCH_DEFAULTS.tenants})
   --duration S    seconds per measured cell (default ${BENCH_DEFAULTS.durationSeconds}); a round has 36 cells
