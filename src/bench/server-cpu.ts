@@ -1,7 +1,7 @@
 /**
  * The CPU a set of backends has used, read from /proc when the server runs on this machine:
- * pg_stat_activity names the backends (by application_name), /proc/<pid>/stat has their utime and
- * stime. A pid counts only if its process title names the bench's own database, so a remote
+ * pg_stat_activity names the backends (by application_name), /proc/<pid>/schedstat has their time
+ * on a CPU. A pid counts only if its process title names the bench's own database, so a remote
  * server's pids never get matched to unrelated local processes.
  */
 import { execFileSync } from 'node:child_process';
@@ -35,8 +35,11 @@ function processCpu(pid: number, database: string): number | undefined {
   try {
     const title = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     if (!title.startsWith('postgres') || !title.includes(` ${database} `)) return undefined;
+    // schedstat's first field is the time on a CPU in nanoseconds; stat's utime + stime (fields 14
+    // and 15, after the parenthesised name) count clock ticks, too coarse for a 100 ms slice.
+    const schedstat = readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ');
+    if (schedstat[0] && /^[0-9]+$/.test(schedstat[0])) return Number(schedstat[0]) / 1000;
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The fields after the parenthesised command name; utime and stime are fields 14 and 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1e6) / clockTicks();
   } catch {
