@@ -6,6 +6,7 @@
 import { ident, literal, qualified } from './quote.ts';
 import { OWNER_ROLE, SCHEMA, type Roles } from './roles.ts';
 import { sql, type Statement } from './statement.ts';
+import { actAs } from './membership.ts';
 import { CONTEXT_SETTING } from '../context/token.ts';
 import { resetSessionFunction, TRANSACTION_START } from './session.ts';
 
@@ -128,6 +129,8 @@ export interface InitPlanOptions {
 export function planInit({ roles, agentLogin, appTemp = false }: InitPlanOptions): Statement[] {
   return [
     ensureRole(OWNER_ROLE, `NOLOGIN ${LOCKED}`, `rolcanlogin OR ${PRIVILEGED}`),
+    // A managed admin (CREATEROLE, not superuser) must become able to act as the owner first.
+    actAs(OWNER_ROLE),
     // The app role is created if missing; an existing one is checked (refused) by init, not altered.
     ensureRole(roles.app, 'LOGIN', 'false'),
     // The agent gets nothing it was not granted: no inherited privileges, no attributes.

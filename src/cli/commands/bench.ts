@@ -78,7 +78,7 @@ Method and this machine's numbers: bench/README.md.`,
     const stop = new AbortController();
     const abort = () => stop.abort();
     process.once('SIGINT', abort).once('SIGTERM', abort);
-    const target = await openTarget(v, io);
+    const target = await openTarget(v, io, { embedded: true });
     try {
       const result = await bench(flags, target.url, process.stderr.isTTY ? progressBar(io) : undefined, stop.signal);
       io.out(v.json ? `${JSON.stringify(result)}\n` : formatBench(result));
