@@ -15,7 +15,8 @@ import { formatSecret, generateKey, type SigningKey } from '../context/token.ts'
 import { ident, literal } from '../sql/quote.ts';
 import { init } from '../cli/commands/init.ts';
 import { protect } from '../cli/commands/protect.ts';
-import { installSeedRecipe, SEED_TABLE } from '../cli/commands/demo.ts';
+import { defaultUrl, installSeedRecipe, protectNaive, SEED_TABLE } from '../cli/commands/demo.ts';
+import { actAs } from '../sql/membership.ts';
 
 export type Progress = (phase: string, done: number, total: number) => void;
 
@@ -77,19 +78,28 @@ export async function createDataset(
   const drop = async () => {
     await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
     await admin?.end().catch(() => undefined);
-    await server.query(`DROP DATABASE IF EXISTS ${ident(database)} WITH (FORCE)`).catch(() => undefined);
+    // A connection still closing can hold the database a moment; a non-superuser's FORCE cannot
+    // end another role's backend, so try again briefly rather than leave the database behind.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const dropped = await server.query(`DROP DATABASE IF EXISTS ${ident(database)} WITH (FORCE)`).then(() => true, () => false);
+      if (dropped) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
     for (const role of Object.values(roles)) await server.query(`DROP ROLE IF EXISTS ${ident(role)}`).catch(() => undefined);
     await server.end().catch(() => undefined);
   };
   try {
     await server.query(`CREATE DATABASE ${ident(database)}`);
-    const url = urlForDatabase(adminUrl ?? `postgres://${encodeURIComponent(server.user ?? 'postgres')}@${server.host}:${server.port}/postgres`, database);
+    const url = urlForDatabase(adminUrl ?? defaultUrl(server), database);
     admin = await connect(url);
     const db = admin;
     const key = generateKey('bench');
     await init({ db, appRole: roles.app, agentRole: roles.agent, secret: formatSecret(key) });
     for (const role of [roles.app, roles.agent]) await db.query(`ALTER ROLE ${ident(role)} PASSWORD ${literal(password)}`);
     await db.query(`CREATE ROLE ${ident(roles.owner)} NOLOGIN`);
+    // Without superuser, handing a table to a role needs membership in it and its CREATE on the schema.
+    await db.query(actAs(roles.owner).text);
+    await db.query(`GRANT CREATE ON SCHEMA public TO ${ident(roles.owner)}`);
     await db.query(`CREATE ROLE ${ident(roles.plain)} LOGIN PASSWORD ${literal(password)}`);
     await installSeedRecipe(db, { owner: roles.owner, naive: roles.naive }, password);
     await db.query(SEED_TABLE);
@@ -111,15 +121,18 @@ export async function createDataset(
     await db.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA plain TO ${ident(roles.plain)}`);
     // Every variant sends the same unqualified SQL; the role decides which copy it names.
     await db.query(`ALTER ROLE ${ident(roles.plain)} IN DATABASE ${ident(database)} SET search_path = plain`);
+    // Row level security goes on after the rows are in: the admin may be no superuser.
+    await protectNaive(db);
     await protect({ db, tables: ['conversations'], appRole: roles.app, agentRole: roles.agent });
     await db.query('VACUUM ANALYZE');
 
+    // From the copy without RLS: an admin that is no superuser sees no rows of the other two.
     const { rows: shares } = await db.query<{ largest: number; smallest: number }>(
-      `SELECT max(n)::int AS largest, min(n)::int AS smallest FROM (SELECT count(*) AS n FROM public.conversations GROUP BY tenant_id) s`,
+      `SELECT max(n)::int AS largest, min(n)::int AS smallest FROM (SELECT count(*) AS n FROM plain.conversations GROUP BY tenant_id) s`,
     );
     const step = Math.max(1, Math.floor(size.rows / PICKS));
     const { rows: sampled } = await db.query<Pick>(
-      `SELECT id::text AS id, tenant_id::text AS tenant FROM public.conversations WHERE id % $1 = 0 ORDER BY id LIMIT $2`,
+      `SELECT id::text AS id, tenant_id::text AS tenant FROM plain.conversations WHERE id % $1 = 0 ORDER BY id LIMIT $2`,
       [step, PICKS],
     );
     const version = (await db.query<{ v: string }>('SELECT current_setting($1) AS v', ['server_version'])).rows[0]!.v;

@@ -24,7 +24,7 @@ export { QUERIES, VARIANTS, QUERY_NAMES, VARIANT_NAMES } from './variants.ts';
 export const CONCURRENCY = { queries: 4, gateway: 8, latency: 1 } as const;
 
 export interface BenchOptions {
-  /** A superuser's URL (the scratch database, roles, and rows copied past RLS); undefined means libpq's PG* variables. */
+  /** An administrative URL (CREATEDB, CREATEROLE); undefined means libpq's PG* variables. */
   readonly url: string | undefined;
   readonly rows: number;
   readonly tenants: number;

@@ -97,9 +97,19 @@ export function median(values: readonly number[]): number {
 /** A few untimed requests: a pool that closed idle connections reopens them here. */
 async function warmUp(contender: Contender, concurrency: number): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
+  await clients(concurrency, async () => {
     while (next < concurrency * 4) await contender.run(next++);
-  }));
+  });
+}
+
+/**
+ * Runs `concurrency` clients to the end; the first failure is thrown only once every client has
+ * stopped, so no request is still in flight while the caller cleans up.
+ */
+async function clients(concurrency: number, client: () => Promise<void>): Promise<void> {
+  const settled = await Promise.allSettled(Array.from({ length: concurrency }, client));
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 async function timeSlice(contender: Contender, concurrency: number, seconds: number, first: number) {
@@ -109,15 +119,13 @@ async function timeSlice(contender: Contender, concurrency: number, seconds: num
   const cpu = process.cpuUsage();
   const started = performance.now();
   const deadline = started + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      // At least one request per client, however short the slice.
-      do {
-        await contender.run(next++);
-        requests++;
-      } while (performance.now() < deadline);
-    }),
-  );
+  await clients(concurrency, async () => {
+    // At least one request per client, however short the slice.
+    do {
+      await contender.run(next++);
+      requests++;
+    } while (performance.now() < deadline);
+  });
   const elapsed = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
   const serverAfter = await contender.server?.sample();

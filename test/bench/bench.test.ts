@@ -5,23 +5,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import { urlForRole } from '../../src/embedded/database.ts';
 import { serverUrl } from '../support/db.ts';
+import { runCli, spawnCli } from '../support/cli.ts';
 import { main } from '../../src/cli/main.ts';
 import { balancedOrders } from '../../src/bench/measure.ts';
 
-function run(args: string[], env: Record<string, string | undefined> = {}) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'bench', ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, TENANTFENCE_SECRET: undefined, ...env },
-    timeout: 300_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const run = (args: string[], env: Record<string, string | undefined> = {}) => runCli(['bench', ...args], env);
 
 type Spread = { min: number; median: number; max: number };
 
@@ -88,21 +83,35 @@ test('bench --json prints one object of positive finite ratios, --svg draws them
   assert.deepEqual(await leftovers(), before, 'the scratch database and roles are dropped');
 });
 
+test('bench runs as a managed-style admin (CREATEDB CREATEROLE, no superuser) and cleans up', async () => {
+  const admin = `tfbenchadmin_${randomBytes(4).toString('hex')}`;
+  const password = randomBytes(12).toString('hex');
+  const server = new pg.Client(serverUrl());
+  await server.connect();
+  const before = await leftovers();
+  try {
+    await server.query(`CREATE ROLE ${admin} LOGIN CREATEDB CREATEROLE PASSWORD '${password}'`);
+    const r = run(['--rows', '200', '--tenants', '5', '--duration', '0.05', '--repeat', '1', '--json'], { DATABASE_URL: urlForRole(serverUrl(), admin, password) });
+    assert.equal(r.code, 0, r.err);
+    assertSpread(JSON.parse(r.out).ratios.Q1['V1/V0'], 'V1 ran under the recipe\'s policy');
+    assert.deepEqual(await leftovers(), before, 'the scratch database and roles are dropped');
+  } finally {
+    await server.query(`DROP ROLE IF EXISTS ${admin}`).catch(() => undefined);
+    await server.end();
+  }
+});
+
 test('Ctrl-C stops a run with TF_INTERRUPTED after dropping the scratch database and roles', async () => {
   const before = await leftovers();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'bench', '--rows', '20000', '--duration', '1', '--repeat', '5'], {
-    env: { ...process.env, DATABASE_URL: serverUrl() },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const running = spawnCli(['bench', '--rows', '20000', '--duration', '1', '--repeat', '5'], { DATABASE_URL: serverUrl() });
   let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  running.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   // Interrupt once the scratch database exists (load or measurement under way).
   for (let i = 0; i < 600 && (await leftovers()).length === before.length; i++) await new Promise((r) => setTimeout(r, 100));
   await new Promise((r) => setTimeout(r, 1500));
-  child.kill('SIGINT');
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  running.child.kill('SIGINT');
+  const code = await running.exited;
+  const err = running.stderr();
   assert.equal(code, 2, err);
   assert.match(err, /^tenantfence: TF_INTERRUPTED: /m);
   assert.doesNotMatch(err, /\n\s+at /, 'no stack trace');

@@ -54,14 +54,14 @@ count, Q3 a point lookup by id, Q4 an insert, each under V0 the query alone with
 WHERE tenant_id (no RLS), V1 the seed's recipe (GUC policy, set in BEGIN/COMMIT), V2 tenantfence's
 single statement and V3 withTenant with one query; then tenantfence serve against a naive gateway.
 Prints the min/median/max over rounds of each ratio to the baseline measured in the same round.
-Needs a superuser (as demo does); without --database-url or DATABASE_URL it starts an embedded PostgreSQL.
+Needs a role that may create databases and roles; with no database given it starts an embedded PostgreSQL.
   --rows N        rows to load (default ${BENCH_DEFAULTS.rows})
   --tenants N     tenants, tenant k holding a share proportional to 1/k (default ${BENCH_DEFAULTS.tenants})
   --duration S    seconds per measured cell (default ${BENCH_DEFAULTS.durationSeconds}); a round has 36 cells
   --repeat N      rounds after one warm-up round (default ${BENCH_DEFAULTS.repeat})
   --json          print one JSON object (ratios, p50Ratios, gateway, verifierMicros, absolute, ...)
   --svg FILE      also draw the ratios as an SVG chart to FILE
-Method and this machine's numbers: bench/README.md.`,
+Method and numbers: bench/README.md in the tenantfence repository.`,
   options: {
     ...dbOption,
     rows: { type: 'string' },

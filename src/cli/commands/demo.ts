@@ -129,7 +129,8 @@ export async function demo(options: { url: string | undefined }): Promise<DemoRe
   }
 }
 
-function defaultUrl(client: pg.Client): string {
+/** The `postgres` database on the server `client` is connected to, as the same user. */
+export function defaultUrl(client: pg.Client): string {
   return `postgres://${encodeURIComponent(client.user ?? 'postgres')}@${client.host}:${client.port}/postgres`;
 }
 
@@ -161,8 +162,8 @@ export async function installSeedRecipe(db: pg.Client, roles: { readonly owner: 
   await db.query(`ALTER ROLE ${ident(roles.naive)} SET search_path = naive`);
 }
 
-/** The seed recipe's policy on a GUC, verbatim. */
-async function protectNaive(db: pg.Client): Promise<void> {
+/** The seed recipe's policy on a GUC, verbatim (after the rows: the admin may be no superuser). */
+export async function protectNaive(db: pg.Client): Promise<void> {
   await db.query(`ALTER TABLE naive.conversations ENABLE ROW LEVEL SECURITY`);
   await db.query(`ALTER TABLE naive.conversations FORCE ROW LEVEL SECURITY`);
   await db.query(`CREATE POLICY tenant_isolation ON naive.conversations
