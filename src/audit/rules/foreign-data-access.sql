@@ -25,8 +25,10 @@ WITH found AS (
                 s.srvname, coalesce(format('the %s role %s', f.which, f.rolname), 'PUBLIC, the app and agent roles included')),
          format('DROP USER MAPPING FOR %s SERVER %I;', coalesce(quote_ident(f.rolname), 'PUBLIC'), s.srvname),
          'mapping:' || s.srvname
-    FROM pg_user_mapping um
-    JOIN pg_foreign_server s ON s.oid = um.umserver
+    -- pg_user_mappings, not pg_user_mapping: the catalog is readable by superusers only, and a
+    -- managed server's admin is never one (the view hides only the options).
+    FROM pg_user_mappings um
+    JOIN pg_foreign_server s ON s.oid = um.srvid
     LEFT JOIN fenced f ON f.oid = um.umuser
    WHERE (um.umuser = 0 AND EXISTS (SELECT 1 FROM fenced x WHERE NOT x.rolsuper)) OR (f.oid IS NOT NULL AND NOT f.rolsuper)
   UNION ALL
