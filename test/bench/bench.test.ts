@@ -14,7 +14,7 @@ import { urlForRole } from '../../src/embedded/database.ts';
 import { serverUrl } from '../support/db.ts';
 import { runCli, spawnCli } from '../support/cli.ts';
 import { main } from '../../src/cli/main.ts';
-import { balancedOrders } from '../../src/bench/measure.ts';
+import { balancedOrders } from '../../src/benchmark/measure.ts';
 
 const run = (args: string[], env: Record<string, string | undefined> = {}) => runCli(['bench', ...args], env);
 

@@ -5,9 +5,9 @@
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TenantfenceError, ErrorCodes } from '../../errors.ts';
-import { runBench, type BenchResult, type Progress } from '../../bench/index.ts';
-import { formatBench } from '../../bench/report.ts';
-import { renderSvg } from '../../bench/svg.ts';
+import { runBench, type BenchResult, type Progress } from '../../benchmark/index.ts';
+import { formatBench } from '../../benchmark/report.ts';
+import { renderSvg } from '../../benchmark/svg.ts';
 import { dbOption, openTarget, str, type Command, type Values } from '../args.ts';
 import type { Io } from '../io.ts';
 
