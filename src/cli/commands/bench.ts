@@ -1,5 +1,5 @@
 /**
- * `tenantfence bench`: the flags, checked before anything starts, then src/bench. A progress bar
+ * `tenantfence bench`: the flags, checked before anything starts, then src/benchmark. A progress bar
  * goes to stderr when it is a terminal; the chart is written only once the run has succeeded.
  */
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
