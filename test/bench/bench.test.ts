@@ -91,6 +91,9 @@ test('bench runs as a managed-style admin (CREATEDB CREATEROLE, no superuser) an
   const before = await leftovers();
   try {
     await server.query(`CREATE ROLE ${admin} LOGIN CREATEDB CREATEROLE PASSWORD '${password}'`);
+    // Other tests made tenantfence_owner already; on PostgreSQL 16+ only its creator's grant lets a
+    // new admin act as it, so the test gives it, as that admin would (init names the statement).
+    await server.query(`DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenantfence_owner') THEN GRANT tenantfence_owner TO ${admin}; END IF; END $$`);
     const r = run(['--rows', '200', '--tenants', '5', '--duration', '0.05', '--repeat', '1', '--json'], { DATABASE_URL: urlForRole(serverUrl(), admin, password) });
     assert.equal(r.code, 0, r.err);
     assertSpread(JSON.parse(r.out).ratios.Q1['V1/V0'], 'V1 ran under the recipe\'s policy');
