@@ -54,11 +54,25 @@ const STATEMENT_BUDGET = MAX_RECORD_CHARS - 6 * MAX_PRINCIPAL_CHARS - 16 * 1024;
  */
 const RELAXED = "SELECT set_config('synchronous_commit', 'off', true), tenantfence.audit_append($1, $2)";
 const IN_TRANSACTION = 'SELECT tenantfence.audit_append($1, $2)';
+/** Several records in one statement and one commit (the set_config runs once, in the FROM). */
+const RELAXED_BATCH = `SELECT tenantfence.audit_append(t.r, t.m)
+  FROM (SELECT set_config('synchronous_commit', 'off', true)) AS s, unnest($1::text[], $2::text[]) AS t(r, m)`;
+/** Records per batch at most: a batch is one statement of at most this many 256 KiB records. */
+const MAX_BATCH = 64;
+
+interface Pending {
+  readonly record: AuditRecord;
+  readonly query: pg.QueryConfig;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
 
 export class AuditLog {
   readonly #pool: Pick<pg.Pool, 'query'>;
   readonly #key: SigningKey;
   readonly #redaction: AuditRedaction;
+  #queue: Pending[] = [];
+  #draining = false;
 
   constructor(options: { pool: Pick<pg.Pool, 'query'>; key: SigningKey; redaction: AuditRedaction }) {
     this.#pool = options.pool;
@@ -67,12 +81,47 @@ export class AuditLog {
   }
 
   /**
-   * Appends a record on the audit pool. If the database refuses it (an error with a SQLSTATE), it
-   * is sent once more without the statement text (`reason: statement_unloggable`), so no statement
-   * goes unrecorded because of what its text contains; a lost connection is retried as it was.
-   * A duplicate request id (23505) is not retried: that record is already there.
+   * Appends a record on the audit pool and resolves once it is committed: the caller replies only
+   * then ("no result without its record"). Records that arrive while a write is in flight go
+   * together in the next one, one statement and one commit for all of them (group commit): at
+   * concurrency 1 nothing waits, under load the per-record statement and commit are shared. If a
+   * batch fails, each of its records is appended on its own (`#appendOne`), so one record the
+   * database refuses cannot take the others with it.
    */
-  async append(record: AuditRecord): Promise<void> {
+  append(record: AuditRecord): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ record, query: this.#query(RELAXED, record), resolve, reject });
+      if (!this.#draining) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, MAX_BATCH);
+        if (batch.length > 1) {
+          const values = [batch.map((p) => p.query.values![0]), batch.map((p) => p.query.values![1])];
+          const ok = await this.#pool.query({ text: RELAXED_BATCH, values, queryMode: 'extended' } as pg.QueryConfig).then(() => true, () => false);
+          if (ok) {
+            for (const p of batch) p.resolve();
+            continue;
+          }
+        }
+        await Promise.all(batch.map((p) => this.#appendOne(p.record).then(p.resolve, p.reject)));
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  /**
+   * One record on its own. If the database refuses it (an error with a SQLSTATE), it is sent once
+   * more without the statement text (`reason: statement_unloggable`), so no statement goes
+   * unrecorded because of what its text contains; a lost connection is retried as it was. A
+   * duplicate request id (23505) is not retried: that record is already there.
+   */
+  async #appendOne(record: AuditRecord): Promise<void> {
     try {
       await this.#pool.query(this.#query(RELAXED, record));
     } catch (error) {
