@@ -14,6 +14,7 @@ import { serve, untilSignal } from './commands/serve.ts';
 import { mcp } from './commands/mcp.ts';
 import { redteam } from './commands/redteam.ts';
 import { formatResult } from '../redteam/runner.ts';
+import { benchCommand } from './commands/bench.ts';
 import { processIo, type Io } from './io.ts';
 import { common, dbOption, userDbOptions, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
 import { VERSION } from '../version.ts';
@@ -253,6 +254,7 @@ environment as tenantfence serve.`,
       return 0;
     },
   },
+  bench: benchCommand,
 };
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {

@@ -92,7 +92,7 @@ function send(c: Context<Env>, reply: Reply<unknown>): Response {
 /**
  * The body as text, or undefined when it is over `max` bytes. A declared Content-Length is checked
  * before reading; a chunked body is read only up to the cap. (hono/body-limit does the same but
- * re-wraps every body in a new stream, which cost ~170 us per request in bench/gateway.ts.)
+ * re-wraps every body in a new stream, which cost ~170 us per request in the gateway benchmark.)
  */
 async function readCapped(request: Request, max: number): Promise<string | undefined> {
   const declared = request.headers.get('Content-Length');
