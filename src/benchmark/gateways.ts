@@ -43,8 +43,9 @@ export async function startGateways(ds: Dataset, poolSize: number): Promise<Gate
       await serve({
         port: 0,
         env: { TENANTFENCE_AGENT_DATABASE_URL: agentUrl.toString(), TENANTFENCE_SECRET: formatSecret(ds.key), TENANTFENCE_JWT_SECRET: jwtSecret },
-        // The limiter runs on every request; its limits are set so that it never refuses one here.
-        gateway: { poolSize, limits: { ratePerSecond: 1e6, burst: 1e6, maxConcurrent: 1e4 } },
+        // The limiter runs on every request; its limits are set so that it never refuses one here
+        // (no connections held back for idle tenants: the naive gateway holds none back either).
+        gateway: { poolSize, limits: { ratePerSecond: 1e6, burst: 1e6, maxConcurrent: 1e4, capacity: Number.POSITIVE_INFINITY } },
       }),
     );
     const pool = ds.pool(ds.roles.plain, GATEWAY_APPLICATION_NAMES.naive, { max: poolSize });

@@ -77,7 +77,8 @@ export class GatewayService {
     });
     this.#audit = new AuditLog({ pool: auditPool, key: o.key, redaction: o.auditStatements });
     // The share is sized against the agent pool the gateway made; a caller's pool says its own size.
-    this.#limiter = new TenantLimiter({ ...o.limits, capacity: options.pool ? poolMax(options.pool) : o.poolSize });
+    // An explicit capacity wins (Infinity keeps no reserve: the benchmark, a single-tenant service).
+    this.#limiter = new TenantLimiter({ capacity: options.pool ? poolMax(options.pool) : o.poolSize, ...o.limits });
     this.#firewall = { mode: o.mode, maxBytes: o.maxStatementBytes, maxValueBytes: o.maxValueBytes };
   }
 

@@ -123,8 +123,7 @@ export async function demo(options: { url: string | undefined }): Promise<DemoRe
   } finally {
     await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
     await db?.end().catch(() => undefined);
-    await admin.query(`DROP DATABASE IF EXISTS ${ident(database)} WITH (FORCE)`).catch(() => undefined);
-    for (const role of Object.values(roles)) await admin.query(`DROP ROLE IF EXISTS ${ident(role)}`).catch(() => undefined);
+    await dropScratch(admin, database, Object.values(roles));
     await admin.end().catch(() => undefined);
   }
 }
@@ -297,6 +296,20 @@ async function runFenced(pool: pg.Pool, key: ReturnType<typeof generateKey>, att
     if (!attackFailed && (error as { code?: string }).code !== ErrorCodes.FENCE_BROKEN) throw error;
   });
   return seen > 0 ? 'leaked' : 'blocked';
+}
+
+/**
+ * Drops the demo's database and roles. A non-superuser admin cannot terminate sessions of roles it
+ * is not a member of, so WITH (FORCE) fails while a pooled connection is still closing (seen under
+ * load): it is retried for a few seconds instead of leaving the database and roles behind.
+ */
+async function dropScratch(admin: pg.Client, database: string, roles: readonly string[]): Promise<void> {
+  for (let attempt = 0; attempt < 25; attempt++) {
+    const dropped = await admin.query(`DROP DATABASE IF EXISTS ${ident(database)} WITH (FORCE)`).then(() => true, () => false);
+    if (dropped) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  for (const role of roles) await admin.query(`DROP ROLE IF EXISTS ${ident(role)}`).catch(() => undefined);
 }
 
 export function formatDemo(result: DemoResult, color: boolean): string {
