@@ -15,6 +15,9 @@ import { ControlledTransaction, Kysely, PostgresDialect, type Generated } from '
 import * as postgresJsBinding from '../../src/adapters/postgres-js.ts';
 import * as drizzleBinding from '../../src/adapters/drizzle.ts';
 import * as kyselyBinding from '../../src/adapters/kysely.ts';
+import * as prismaBinding from '../../src/adapters/prisma.ts';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { loadPrisma } from './prisma/client.ts';
 import type { SigningKey } from '../../src/context/token.ts';
 
 export interface Row {
@@ -44,7 +47,7 @@ export interface Harness {
 
 export interface Binding {
   readonly name: string;
-  open(url: string, key: SigningKey): Harness;
+  open(url: string, key: SigningKey): Harness | Promise<Harness>;
 }
 
 const postgresJs = (url: string) => postgres(url, { prepare: false, max: 4, onnotice: () => undefined });
@@ -180,3 +183,43 @@ export const bindings: Binding[] = [
     },
   })),
 ];
+
+/** Prisma's client is generated at test time, so it is typed loosely here. */
+function prismaOps(tx: any): Ops {
+  return {
+    list: async () =>
+      ((await tx.conversation.findMany({ orderBy: { id: 'asc' }, select: { id: true, tenantId: true, transcript: true } })) as Array<{ id: bigint; tenantId: string; transcript: string | null }>).map(
+        (r) => ({ id: String(r.id), tenant_id: r.tenantId, transcript: r.transcript }),
+      ),
+    insert: async (tenant, transcript) => void (await tx.conversation.create({ data: { tenantId: tenant, agentId: randomUUID(), transcript } })),
+    update: async (from, to) => (await tx.conversation.updateMany({ where: { transcript: from }, data: { transcript: to } })).count,
+    remove: async (transcript) => (await tx.conversation.deleteMany({ where: { transcript } })).count,
+    nested: (fn) => tx.$transaction((inner: unknown) => fn(prismaOps(inner))),
+  };
+}
+
+bindings.push({
+  name: 'prisma',
+  async open(url, key) {
+    const { PrismaClient } = await loadPrisma();
+    const pool = pgPool(url);
+    const plainPool = pgPool(url);
+    const prisma = new PrismaClient({ adapter: prismaBinding.fencedAdapter(pool, { key }) });
+    const plain = new PrismaClient({ adapter: new PrismaPg(plainPool) });
+    const waits = { maxWait: 60_000, timeout: 60_000 };
+    return {
+      // Hundreds of transactions queue for four connections: Prisma's default 2 s wait is too short.
+      run: (tenant, fn) =>
+        tenant === undefined
+          ? prismaBinding.withTenant(prisma, (tx) => fn(prismaOps(tx)), waits)
+          : prismaBinding.withTenant(prisma, tenant, (tx) => fn(prismaOps(tx)), waits),
+      unfenced: prismaOps(plain),
+      close: async () => {
+        await prisma.$disconnect();
+        await plain.$disconnect();
+        await pool.end();
+        await plainPool.end();
+      },
+    };
+  },
+});

@@ -18,12 +18,17 @@ import { bindings, type Harness, type Ops, type Row } from './bindings.ts';
 // Installed by .ci/run; a developer machine without it sees those tests skipped, CI never does.
 const noBouncer = !pgbouncerPath() && !process.env.CI;
 
-/** The SQLSTATE of a driver error, also when an ORM wraps it. */
+/** The SQLSTATE of a driver error, also when an ORM wraps it (Prisma: meta.driverAdapterError.cause.originalCode). */
 function sqlstate(error: unknown): string | undefined {
-  for (let e = error as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
-  }
-  return undefined;
+  const seen = new Set<unknown>();
+  const visit = (e: unknown): string | undefined => {
+    if (!e || typeof e !== 'object' || seen.has(e)) return undefined;
+    seen.add(e);
+    const { code, originalCode, cause, meta, driverAdapterError } = e as Record<string, unknown>;
+    for (const c of [code, originalCode]) if (typeof c === 'string' && /^[0-9A-Z]{5}$/.test(c) && !c.startsWith('P')) return c;
+    return visit(cause) ?? visit(meta) ?? visit(driverAdapterError);
+  };
+  return visit(error);
 }
 
 const tenantsOf = (rows: Row[]) => [...new Set(rows.map((r) => r.tenant_id))].sort();
@@ -62,7 +67,7 @@ for (const binding of bindings) {
     before(async () => {
       db = await createTestDatabase();
       fence = await installFence(db);
-      app = binding.open(urlForRole(db.url, db.roles.app, db.password), fence.key);
+      app = await binding.open(urlForRole(db.url, db.roles.app, db.password), fence.key);
     });
     after(async () => {
       await app?.close();
@@ -182,7 +187,7 @@ for (const binding of bindings) {
       let pooled: Harness;
       before(async () => {
         bouncer = await startPgbouncer(new URL(db.url), db.roles.app, db.password, 2);
-        pooled = binding.open(`postgres://any@127.0.0.1:${bouncer.port}/db`, fence.key);
+        pooled = await binding.open(`postgres://any@127.0.0.1:${bouncer.port}/db`, fence.key);
       });
       after(async () => {
         await pooled?.close();

@@ -13,8 +13,11 @@ import { sql as ksql, type Kysely } from 'kysely';
 import * as postgresJs from '../../src/adapters/postgres-js.ts';
 import * as drizzleBinding from '../../src/adapters/drizzle.ts';
 import * as kysely from '../../src/adapters/kysely.ts';
+import * as prismaBinding from '../../src/adapters/prisma.ts';
+import { runWithTenant } from '../../src/context/storage.ts';
+import { loadPrisma } from './prisma/client.ts';
 import { urlForRole } from '../../src/embedded/database.ts';
-import { createTestDatabase, installFence, rowsOf, TENANT_A, type Fenced, type TestDatabase } from '../support/db.ts';
+import { createTestDatabase, installFence, rowsOf, TENANT_A, TENANT_B, type Fenced, type TestDatabase } from '../support/db.ts';
 
 let db: TestDatabase;
 let fence: Fenced;
@@ -121,4 +124,46 @@ test('kysely: transaction() commits or rolls back its savepoint; isolation level
     }, { key }),
     { code: 'TF_FENCE_BROKEN' },
   );
+});
+
+test('prisma: single calls need the extension; it fences each call and leaves transactions alone; no batching across tenants', async () => {
+  const { PrismaClient } = await loadPrisma();
+  const pool = db.pool(db.roles.app, { pipeline: true } as never);
+  const base = new PrismaClient({ adapter: prismaBinding.fencedAdapter(pool, { key: fence.key }) });
+  const prisma = base.$extends(prismaBinding.tenantExtension());
+  try {
+    // Without the extension a single call is refused, never run without a context.
+    await assert.rejects(runWithTenant(TENANT_A, async () => await base.conversation.findMany()), { code: 'TF_NO_TENANT' });
+    await assert.rejects(prisma.conversation.findMany(), { code: 'TF_NO_TENANT' });
+    // Prisma's promises are lazy: they start when awaited, so the await belongs inside the context.
+    const mine = await runWithTenant(TENANT_A, async () => await prisma.conversation.findMany());
+    assert.deepEqual([...new Set(mine.map((r: { tenantId: string }) => r.tenantId))], [TENANT_A]);
+
+    // Calls inside withTenant and inside an explicit $transaction stay in that transaction.
+    for (const run of [
+      () => prismaBinding.withTenant(prisma, TENANT_A, async (tx: any) => {
+        await tx.conversation.create({ data: { tenantId: TENANT_A, agentId: randomUUID(), transcript: 'prisma rolled back' } });
+        throw new Error('handler failed');
+      }),
+      () => runWithTenant(TENANT_A, async () => await prisma.$transaction(async (tx: any) => {
+        await tx.conversation.create({ data: { tenantId: TENANT_A, agentId: randomUUID(), transcript: 'prisma rolled back' } });
+        throw new Error('handler failed');
+      })),
+    ]) {
+      await assert.rejects(run(), /handler failed/);
+      assert.ok(!(await transcripts()).includes('prisma rolled back'));
+    }
+
+    // findUnique calls made in the same tick are batched by Prisma into one query; tenant B asking
+    // for tenant A's row id at the same moment as A must still get nothing.
+    const [a] = await rowsOf(db, TENANT_A);
+    const [forA, forB] = await Promise.all([
+      runWithTenant(TENANT_A, async () => await prisma.conversation.findUnique({ where: { id: BigInt(a!.id) } })),
+      runWithTenant(TENANT_B, async () => await prisma.conversation.findUnique({ where: { id: BigInt(a!.id) } })),
+    ]);
+    assert.equal(forA?.transcript, a!.transcript);
+    assert.equal(forB, null);
+  } finally {
+    await base.$disconnect();
+  }
 });
