@@ -53,6 +53,8 @@ export const ErrorCodes = {
   AUDIT: 'TF_AUDIT',
   /** A bug or an unexpected failure inside tenantfence; the message says what to report. */
   INTERNAL: 'TF_INTERNAL',
+  /** SQL inside a fenced transaction ended it (COMMIT/ROLLBACK); the connection was discarded. */
+  FENCE_BROKEN: 'TF_FENCE_BROKEN',
   /** The database sent one row (or message) larger than the gateway's response cap. */
   RESULT_TOO_LARGE: 'TF_RESULT_TOO_LARGE',
 } as const;
