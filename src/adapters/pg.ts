@@ -25,6 +25,7 @@ export type PgClientLike = pg.PoolClient;
 /** A `pg.Pool`, or anything with its `connect()`. */
 export interface PgPoolLike {
   connect(): Promise<pg.PoolClient>;
+  on?(event: 'acquire', listener: (client: pg.PoolClient) => void): unknown;
 }
 
 export type WithTenantOptions = FenceOptions;
@@ -59,9 +60,33 @@ export async function tenantQuery<R extends Record<string, unknown> = Record<str
   return (await fencedStatement(() => connect(pool), tenant, { text, values }, options)) as FenceResult<R>;
 }
 
+/** Pools whose clients get the failure watch as they are handed out. */
+const watchedPools = new WeakSet<object>();
+
 /** Checks a client out and adapts it; the engine releases it. */
 export async function connect(pool: PgPoolLike): Promise<PgFenceConnection> {
+  // pg-pool stops listening for a client's 'error' when it hands the client out, and the
+  // caller's code runs a microtask later: a backend terminated in between (its FATAL message in
+  // the same read as the connect's last one) would emit an unhandled 'error' and end the
+  // process. Its 'acquire' event fires synchronously before that, so the watch starts there.
+  if (pool.on && !watchedPools.has(pool)) {
+    watchedPools.add(pool);
+    pool.on('acquire', (client) => watch(client));
+  }
   return new PgFenceConnection(await pool.connect());
+}
+
+/** One 'error' and 'end' listener per client, for the client's whole life. */
+function watch(client: pg.PoolClient): { failed: boolean } {
+  let state = failures.get(client);
+  if (!state) {
+    const s = { failed: false };
+    state = s;
+    failures.set(client, s);
+    client.on('error', () => { s.failed = true; });
+    client.on('end', () => { s.failed = true; });
+  }
+  return state;
 }
 
 interface ClientInternals {
@@ -92,17 +117,9 @@ export class PgFenceConnection implements FenceConnection {
   constructor(client: pg.PoolClient) {
     this.client = client;
     this.pipelining = (client as unknown as ClientInternals).pipeline === true;
-    let state = failures.get(client);
-    if (!state) {
-      const s = { failed: false };
-      state = s;
-      failures.set(client, s);
-      // pg-pool listens for 'error' only while a client is idle; a checked-out client whose
-      // backend is terminated would otherwise emit an unhandled 'error' and end the process.
-      client.on('error', () => { s.failed = true; });
-      client.on('end', () => { s.failed = true; });
-    }
-    this.#state = state;
+    // pg-pool listens for 'error' only while a client is idle; a checked-out client whose
+    // backend is terminated would otherwise emit an unhandled 'error' and end the process.
+    this.#state = watch(client);
   }
 
   async query(text: string, values?: readonly unknown[]): Promise<FenceResult> {
@@ -137,11 +154,12 @@ export class PgFenceConnection implements FenceConnection {
   }
 
   failed(): boolean {
-    return this.#state.failed;
+    const internals = this.client as unknown as { _queryable?: boolean; _ending?: boolean };
+    return this.#state.failed || internals._queryable === false || internals._ending === true;
   }
 
   release(destroy?: Error): void {
-    this.client.release(destroy ?? (this.#state.failed ? new Error('the connection failed') : undefined));
+    this.client.release(destroy ?? (this.failed() ? new Error('the connection failed') : undefined));
   }
 }
 

@@ -4,8 +4,7 @@
  * 2 usage, connection or refusal errors (a TenantfenceError).
  */
 import { parseArgs } from 'node:util';
-import { TenantfenceError, ErrorCodes, isTenantfenceError } from '../errors.ts';
-import { toTenantfenceError } from '../sql/apply.ts';
+import { TenantfenceError, ErrorCodes, connectionProblem, isTenantfenceError, toTenantfenceError } from '../errors.ts';
 import { init } from './commands/init.ts';
 import { protect } from './commands/protect.ts';
 import { keysList, retireKey, rotateKey } from './commands/keys.ts';
@@ -14,13 +13,13 @@ import { audit, type AuditFormat, type FailOn } from './commands/audit.ts';
 import { serve, untilSignal } from './commands/serve.ts';
 import { mcp } from './commands/mcp.ts';
 import { processIo, type Io } from './io.ts';
-import { common, dbOption, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
+import { common, dbOption, userDbOptions, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
 import { VERSION } from '../version.ts';
 
 const commands: Record<string, Command> = {
   init: {
     summary: 'install the tenantfence schema, roles, key table and verifier',
-    usage: `tenantfence init [--app-role NAME] [--agent-role NAME] [--agent-nologin] [--app-temp] [--print] [--database-url URL]
+    usage: `tenantfence init [--app-role NAME] [--agent-role NAME] [--agent-nologin] [--app-temp] [--print] [--database-url URL | --embedded]
 
 Installs: the NOLOGIN owner role tenantfence_owner, the app role (default tenantfence_app),
 the agent role (default tenantfence_agent, LOGIN, no TEMP, no CREATE), the schema tenantfence,
@@ -30,7 +29,7 @@ one and prints it once. Refuses (exit 2) an app role that is superuser, BYPASSRL
 REPLICATION, owns a protected table, or can SET ROLE to a role that does or that reads the key.
   --app-temp       let the app role create temporary tables (off: a temp view can shadow a table)
   --print          print the SQL instead of running it (the key insert is never printed)`,
-    options: { ...dbOption, ...roleOptions, 'agent-nologin': { type: 'boolean' }, 'app-temp': { type: 'boolean' }, print: { type: 'boolean' } },
+    options: { ...userDbOptions, ...roleOptions, 'agent-nologin': { type: 'boolean' }, 'app-temp': { type: 'boolean' }, print: { type: 'boolean' } },
     run: (v, _p, io) =>
       withDb(v, io, async (db) => {
         const result = await init({
@@ -47,6 +46,7 @@ REPLICATION, owns a protected table, or can SET ROLE to a role that does or that
           return 0;
         }
         io.out(`tenantfence installed: app role ${result.roles.app}, agent role ${result.roles.agent}, key ${result.keyId ?? '(existing)'}.\n`);
+        for (const warning of result.warnings) io.err(`warning: ${warning}\n`);
         if (result.generatedSecret) {
           io.out(
             `\nA signing key was generated. It is shown once; put it in your application's secret store:\n\n` +
@@ -59,13 +59,13 @@ REPLICATION, owns a protected table, or can SET ROLE to a role that does or that
   },
   protect: {
     summary: 'enable + force RLS with a tenant policy, index and grants on tables',
-    usage: `tenantfence protect <table>... [--tenant-column tenant_id] [--app-role NAME] [--agent-role NAME] [--agent-write] [--print] [--database-url URL]
+    usage: `tenantfence protect <table>... [--tenant-column tenant_id] [--app-role NAME] [--agent-role NAME] [--agent-write] [--print] [--database-url URL | --embedded]
 
 For each table: ENABLE and FORCE ROW LEVEL SECURITY, one policy (USING and WITH CHECK) comparing
 the tenant column with the verified tenant cast to the column's type, an index leading with the
 tenant column when none exists, and grants (app: SELECT/INSERT/UPDATE/DELETE; agent: SELECT, or
 all four with --agent-write; never TRUNCATE, REFERENCES or TRIGGER). Idempotent; one transaction.`,
-    options: { ...dbOption, ...roleOptions, 'tenant-column': { type: 'string' }, 'agent-write': { type: 'boolean' }, print: { type: 'boolean' } },
+    options: { ...userDbOptions, ...roleOptions, 'tenant-column': { type: 'string' }, 'agent-write': { type: 'boolean' }, print: { type: 'boolean' } },
     run: (v, positionals, io) =>
       withDb(v, io, async (db) => {
         const result = await protect({
@@ -85,11 +85,11 @@ all four with --agent-write; never TRUNCATE, REFERENCES or TRIGGER). Idempotent;
   },
   keys: {
     summary: 'list, rotate or retire signing keys',
-    usage: `tenantfence keys list|rotate|retire <key-id> [--json] [--database-url URL]
+    usage: `tenantfence keys list|rotate|retire <key-id> [--json] [--database-url URL | --embedded]
 
 rotate  adds a key and prints its secret once; old tokens keep working until the old key is retired
 retire  retires a key (refused for the last active key)`,
-    options: { ...dbOption, json: { type: 'boolean' } },
+    options: { ...userDbOptions, json: { type: 'boolean' } },
     run: (v, positionals, io) =>
       withDb(v, io, async (db) => {
         const [action, keyId, ...rest] = positionals;
@@ -109,7 +109,7 @@ retire  retires a key (refused for the last active key)`,
     summary: 'lint a live database for RLS tenant-isolation pitfalls (CI: exit 1 on findings)',
     usage: `tenantfence audit [--schema public,...] [--tenant-column tenant_id] [--app-role R] [--agent-role R]
        [--format text|json|sarif|html] [--output FILE] [--fail-on error|warn|info|never]
-       [--baseline FILE] [--write-baseline FILE] [--database-url URL]
+       [--baseline FILE] [--write-baseline FILE] [--database-url URL | --embedded]
 
 Reads the catalog (one read-only transaction) and reports every known RLS isolation pitfall on
 tables with the tenant column in the given schemas, and on the views, functions and roles that
@@ -119,7 +119,7 @@ reach them. Rules and fixes: docs/audit.md.
   --write-baseline FILE  record every current finding in FILE (they count as accepted)
 Exit codes: 0 clean at --fail-on, 1 findings, 2 usage or connection error.`,
     options: {
-      ...dbOption,
+      ...userDbOptions,
       ...roleOptions,
       schema: { type: 'string' },
       'tenant-column': { type: 'string' },
@@ -163,7 +163,7 @@ Without DATABASE_URL it starts an embedded PostgreSQL and stops it on exit.`,
     options: { ...dbOption, json: { type: 'boolean' } },
     run: async (v, positionals, io) => {
       if (positionals.length > 0) throw usage('demo');
-      const target = await openTarget(v, io);
+      const target = await openTarget(v, io, { embedded: true });
       try {
         const result = await demo({ url: target.url });
         io.out(v.json ? `${JSON.stringify(result)}\n` : formatDemo(result, io.isTTY));
@@ -237,8 +237,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     }
     return await command.run(parsed.values as Values, parsed.positionals, io);
   } catch (caught) {
-    // Driver errors (they carry a SQLSTATE or a socket code) become coded errors too.
-    const error = typeof (caught as { code?: unknown })?.code === 'string' ? toTenantfenceError(caught) : caught;
+    // Driver errors (a SQLSTATE, a socket code, a failed login) become coded errors too.
+    const driverError = typeof (caught as { code?: unknown })?.code === 'string' || connectionProblem(caught) !== undefined;
+    const error = driverError ? toTenantfenceError(caught) : caught;
     if (isTenantfenceError(error)) {
       io.err(`tenantfence: ${error.code}: ${error.message}\n`);
       if (process.env.TENANTFENCE_DEBUG && error.cause) io.err(`cause: ${String((error.cause as Error)?.stack ?? error.cause)}\n`);
@@ -258,8 +259,9 @@ usage: tenantfence <command> [options]      (tenantfence <command> --help for de
 
 ${Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`).join('\n')}
 
-The database is DATABASE_URL (or --database-url, or libpq's PG* variables); without one, an embedded
-PostgreSQL is started for the command and stopped when it ends.
+The database is --database-url, or DATABASE_URL, or libpq's PG* variables. Without one, init,
+protect, keys and audit refuse (TF_NO_DATABASE) unless --embedded is given; demo uses an embedded
+PostgreSQL that is started for the command and stopped when it ends.
 `;
 }
 

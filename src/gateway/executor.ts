@@ -148,7 +148,8 @@ export class Executor {
       statementTimeoutMs: o.statementTimeoutMs,
       lockTimeoutMs: o.lockTimeoutMs,
       idleInTransactionTimeoutMs: o.idleInTransactionTimeoutMs,
-      settings: { search_path: this.#profile!.searchPath },
+      // The firewall's parser assumes standard_conforming_strings (explain.ts says why).
+      settings: { search_path: this.#profile!.searchPath, standard_conforming_strings: 'on' },
     };
     let connection: PgFenceConnection | undefined;
     const acquire = async () => (connection = new PgFenceConnection(await checkout(o.pool, o.connectTimeoutMs ?? 5000, o.maxResponseBytes + MESSAGE_SLACK)));

@@ -6,6 +6,7 @@
 import { ident, literal, qualified } from './quote.ts';
 import { OWNER_ROLE, SCHEMA, type Roles } from './roles.ts';
 import { sql, type Statement } from './statement.ts';
+import { actAs } from './membership.ts';
 import { CONTEXT_SETTING } from '../context/token.ts';
 import { resetSessionFunction, TRANSACTION_START } from './session.ts';
 
@@ -43,10 +44,14 @@ const PRIVILEGED = 'rolsuper OR rolbypassrls OR rolcreatedb OR rolcreaterole OR 
  *   operator, type and table in the body is schema-qualified, so no search_path a caller sets can
  *   redirect a name (pg_temp is never searched for functions or operators, and no type is named
  *   unqualified). `IS DISTINCT FROM` is avoided because it looks `=` up through the search_path (COALESCE is syntax, not a function).
- * - Few PL/pgSQL expressions: each is re-initialised on its first use in a transaction, which is
- *   what a request pays. One query reads the key; one condition checks everything else.
- * - The MAC covers `left(token, -65)`; once it matches, the fields are ours (the signer refuses
- *   dots in tenant ids), so the expiry cast cannot fail and the checks need no regular expression.
+ * - Few, small PL/pgSQL expressions: each is re-initialised on its first use in a transaction,
+ *   which is what a request pays. One query reads the key and checks the MAC and the expiry.
+ * - The MAC covers `left(token, -65)`: once it matches, the payload is one tenantfence signed, so
+ *   its version, its field count and its digits need no check of their own (the signer writes only
+ *   `v1`, refuses dots in tenant ids, and writes the expiry as digits), and no regular expression
+ *   is needed. The character between payload and MAC is not covered and need not be: changing it
+ *   changes nothing the function reads. A token longer than any tenantfence signs costs only its
+ *   own statement's time (statement_timeout bounds it).
  * - No EXCEPTION block (each one opens a subtransaction).
  * - now() is the transaction's start time, which SQL cannot move.
  * - A token bound to a transaction id is valid only in that transaction (strict mode).
@@ -57,22 +62,28 @@ AS $tf$
 DECLARE
   token pg_catalog.text := pg_catalog.current_setting(${literal(CONTEXT_SETTING)}, true);
   msg pg_catalog.text := pg_catalog.left(token, -65);
-  pads pg_catalog.bytea;
+  ok pg_catalog.bool;
 BEGIN
-  SELECT k.inner_pad OPERATOR(pg_catalog.||) k.outer_pad INTO pads
+  SELECT pg_catalog.encode(pg_catalog.sha256(k.outer_pad OPERATOR(pg_catalog.||)
+           pg_catalog.sha256(k.inner_pad OPERATOR(pg_catalog.||) pg_catalog.textsend(msg))), 'hex')
+           OPERATOR(pg_catalog.=) pg_catalog.right(token, 64)
+    INTO ok
     FROM ${S}.keys k WHERE k.kid OPERATOR(pg_catalog.=) pg_catalog.split_part(msg, '.', 2) AND k.retired_at IS NULL;
-  IF pads IS NULL OR pg_catalog.length(token) OPERATOR(pg_catalog.>) 512
-     OR pg_catalog.encode(pg_catalog.sha256(pg_catalog.substr(pads, 65) OPERATOR(pg_catalog.||)
-          pg_catalog.sha256(pg_catalog.substr(pads, 1, 64) OPERATOR(pg_catalog.||) pg_catalog.textsend(msg))), 'hex')
-        OPERATOR(pg_catalog.<>) pg_catalog.right(token, 64)
-     OR pg_catalog.substr(token, pg_catalog.length(token) OPERATOR(pg_catalog.-) 64, 1) OPERATOR(pg_catalog.<>) '.'
-     OR pg_catalog.split_part(msg, '.', 1) OPERATOR(pg_catalog.<>) 'v1'
-     OR pg_catalog.split_part(msg, '.', 6) OPERATOR(pg_catalog.<>) ''
-     OR pg_catalog.split_part(msg, '.', 4)::pg_catalog.int8 OPERATOR(pg_catalog.<) pg_catalog.date_part('epoch', pg_catalog.now())
-     OR (pg_catalog.split_part(msg, '.', 5) OPERATOR(pg_catalog.<>) ''
-         AND NOT COALESCE(pg_catalog.split_part(msg, '.', 5) OPERATOR(pg_catalog.=)
-                                     pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, false)) THEN
+  IF ok IS NOT TRUE THEN
     RETURN NULL;
+  END IF;
+  -- Reached only with a payload whose MAC matched, so the cast cannot fail. (Inside the query
+  -- above it could: the planner folds expressions of the function's variables before the MAC
+  -- is ever compared.)
+  IF pg_catalog.split_part(msg, '.', 4)::pg_catalog.int8 OPERATOR(pg_catalog.<) pg_catalog.date_part('epoch', pg_catalog.now()) THEN
+    RETURN NULL;
+  END IF;
+  -- Strict mode only: the nested condition is never even prepared for an unbound token.
+  IF pg_catalog.split_part(msg, '.', 5) OPERATOR(pg_catalog.<>) '' THEN
+    IF NOT COALESCE(pg_catalog.split_part(msg, '.', 5) OPERATOR(pg_catalog.=)
+                    pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, false) THEN
+      RETURN NULL;
+    END IF;
   END IF;
   RETURN pg_catalog.split_part(msg, '.', 3);
 END
@@ -118,6 +129,8 @@ export interface InitPlanOptions {
 export function planInit({ roles, agentLogin, appTemp = false }: InitPlanOptions): Statement[] {
   return [
     ensureRole(OWNER_ROLE, `NOLOGIN ${LOCKED}`, `rolcanlogin OR ${PRIVILEGED}`),
+    // A managed admin (CREATEROLE, not superuser) must become able to act as the owner first.
+    actAs(OWNER_ROLE),
     // The app role is created if missing; an existing one is checked (refused) by init, not altered.
     ensureRole(roles.app, 'LOGIN', 'false'),
     // The agent gets nothing it was not granted: no inherited privileges, no attributes.
@@ -144,8 +157,10 @@ export function planInit({ roles, agentLogin, appTemp = false }: InitPlanOptions
     sql(`ALTER FUNCTION ${S}.current_tenant() OWNER TO ${OWNER}`),
     sql(`REVOKE ALL ON FUNCTION ${S}.current_tenant() FROM PUBLIC`),
     sql(`GRANT EXECUTE ON FUNCTION ${S}.current_tenant() TO PUBLIC`),
+    // An earlier version's one-argument reset (its reseed was costly); the engine calls the new one.
+    sql(`DROP FUNCTION IF EXISTS ${S}.reset_session(boolean)`),
     // The fence engine's session reset and transaction check (src/sql/session.ts, src/context/fence.ts).
-    ...ownedFunction(resetSessionFunction, `${S}.reset_session(boolean)`),
+    ...ownedFunction(resetSessionFunction, `${S}.reset_session(boolean, double precision)`),
     ...ownedFunction(fenceIntactFunction, `${S}.fence_intact(bigint)`),
     // No CREATE anywhere, no TEMP: PUBLIC holds both by default (CREATE on public before PG 15),
     // so they are taken from PUBLIC and from both roles; TEMP goes back to the app role by name

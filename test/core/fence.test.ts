@@ -146,12 +146,15 @@ test('SQL that drops the driver\'s own prepared statement gets its connection de
 
 test('role-level defaults set by SQL on the shared role cannot change fenced requests', async () => {
   const role = ident(db.roles.app);
+  // The role's timeout still applies to the fence's own first statements, before the pins take
+  // effect; 20 ms stays well above them on a loaded machine while cancelling any real query.
   await db.admin.query(`ALTER ROLE ${role} SET row_security = off; ALTER ROLE ${role} SET default_transaction_read_only = on;
-    ALTER ROLE ${role} SET statement_timeout = 1; ALTER ROLE ${role} SET default_transaction_isolation = 'serializable'`);
+    ALTER ROLE ${role} SET statement_timeout = 20; ALTER ROLE ${role} SET default_transaction_isolation = 'serializable'`);
   try {
     const pool = db.pool(db.roles.app);
     const seen = await withTenant(pool, TENANT_A, async (c) => {
       await c.query(`UPDATE conversations SET transcript = transcript WHERE false`);
+      await c.query('SELECT pg_sleep(0.05)');
       return (await c.query<{ iso: string; n: number }>(`SELECT current_setting('transaction_isolation') AS iso, count(*)::int AS n FROM conversations`)).rows[0];
     }, { key: fence.key });
     assert.deepEqual(seen, { iso: 'read committed', n: 3 });

@@ -1,6 +1,7 @@
 import { TenantfenceError, ErrorCodes } from '../../errors.ts';
 import { formatSecret, generateKey, parseSecret, type SigningKey } from '../../context/token.ts';
 import { planInit } from '../../sql/init.ts';
+import { unappliedHardening } from '../../sql/hardening.ts';
 import { addKeyStatement, storedKey } from '../../sql/keys.ts';
 import { applyInTransaction } from '../../sql/apply.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
@@ -29,6 +30,8 @@ export interface InitResult {
   readonly keyId: string | undefined;
   /** Set only when init generated the key: shown once, stored nowhere else readable. */
   readonly generatedSecret: string | undefined;
+  /** Hardening PostgreSQL did not apply for the connected role, each with what its owner must run. */
+  readonly warnings: readonly string[];
 }
 
 export async function init(options: InitOptions): Promise<InitResult> {
@@ -58,9 +61,9 @@ export async function init(options: InitOptions): Promise<InitResult> {
   if (key) statements.push(addKeyStatement(key));
 
   const sql = printStatements(statements);
-  if (options.print) return { roles, sql, applied: false, keyId: key?.kid, generatedSecret: undefined };
+  if (options.print) return { roles, sql, applied: false, keyId: key?.kid, generatedSecret: undefined, warnings: [] };
   await applyInTransaction(options.db, statements);
-  return { roles, sql, applied: true, keyId: key?.kid, generatedSecret: generated };
+  return { roles, sql, applied: true, keyId: key?.kid, generatedSecret: generated, warnings: await unappliedHardening(options.db) };
 }
 
 /**
