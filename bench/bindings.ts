@@ -19,6 +19,7 @@ import { bigserial, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import { desc, eq } from 'drizzle-orm';
 import { Kysely, PostgresDialect, type Generated } from 'kysely';
 import { PrismaPg } from '@prisma/adapter-pg';
+import * as pgBinding from '../src/adapters/pg.ts';
 import * as postgresJsBinding from '../src/adapters/postgres-js.ts';
 import * as drizzleBinding from '../src/adapters/drizzle.ts';
 import * as kyselyBinding from '../src/adapters/kysely.ts';
@@ -128,7 +129,16 @@ try {
   const latestPrisma = (p: any, model: 'conversation' | 'conversationPlain') =>
     p[model].findMany({ where: { tenantId: tenant }, orderBy: { createdAt: 'desc' }, take: 20, select: { id: true, transcript: true, createdAt: true } });
 
+  // node-postgres itself: the engine's cost with no ORM on top, for reading the rows below.
+  const pgPlain = pgPool(plainUrl);
+  const pgApp = pgPool(appUrl);
+  const latestSql = (t: string) => `SELECT id, transcript, created_at FROM ${t} WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 20`;
+
   const groups: Array<[string, Array<[string, () => Promise<unknown>]>]> = [
+    ['node-postgres (tenantfence/pg, for reference)', [
+      ['pool.query() (baseline)', () => pgPlain.query(latestSql('conversations_plain'), [tenant])],
+      ['withTenant(pool, t, c => c.query())', () => pgBinding.withTenant(pgApp, tenant, (c) => c.query(latestSql('conversations'), [tenant]), { key })],
+    ]],
     ['postgres.js', [
       ['sql`…` (baseline)', () => latestPjs(pjsPlain, 'conversations_plain')],
       ['withTenant(sql, t, sql => sql`…`)', () => postgresJsBinding.withTenant(pjsApp, tenant, (s) => latestPjs(s, 'conversations'), { key })],
