@@ -61,12 +61,12 @@ export class PostgresJsFenceConnection implements FenceConnection {
 
   async query(text: string, values: readonly unknown[] = []): Promise<FenceResult> {
     // Never the simple protocol for one statement: with parameters or without, it is one statement.
-    return toResult(await this.#watch(this.sql.unsafe(text, values as any[], { prepare: false, simple: false } as object)));
+    return toResult(await this.#watch(this.sql.unsafe(text, values as any[], this.#options(false))));
   }
 
   async batch(text: string): Promise<FenceResult[]> {
     const statements = splitBatch(text);
-    const r = await this.#watch(this.sql.unsafe(text, [], { simple: true } as object));
+    const r = await this.#watch(this.sql.unsafe(text, [], this.#options(true)));
     return regroup(statements, isResultList(r) ? r : [r as PostgresJsResult]);
   }
 
@@ -79,9 +79,21 @@ export class PostgresJsFenceConnection implements FenceConnection {
     // demand; releasing it would put the dead socket into the open queue.
     if (this.#failed) return;
     if (!destroy) return this.sql.release();
-    // postgres.js has no call that closes one connection: the server ends it, and the client
-    // sees the close and reopens the slot on demand. The connection stays reserved until then.
-    this.sql.unsafe('SELECT pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())').catch(() => undefined);
+    // postgres.js has no call that closes one reserved connection and leaves the pool whole
+    // (ending it from either side left later reserve() calls waiting forever or failing in our
+    // tests), so a connection the engine gives up on is scrubbed instead: out of any transaction,
+    // then DISCARD ALL (settings, role, prepared statements, cursors, temp objects, locks,
+    // listeners, sequences), and pooled again only if both succeed. If they fail, the
+    // connection has failed too, and postgres.js closes and reopens it.
+    void (async () => {
+      await this.sql.unsafe('ROLLBACK', [], this.#options(false));
+      await this.sql.unsafe('DISCARD ALL', [], this.#options(false));
+    })().then(() => this.sql.release(), () => undefined);
+  }
+
+  /** Extended protocol for one statement, or the simple protocol for a batch; never prepared. */
+  #options(simple: boolean): object {
+    return { prepare: false, simple };
   }
 
   async #watch<R>(query: PromiseLike<R>): Promise<R> {

@@ -66,6 +66,34 @@ test('postgres.js: begin/release/end refused inside, COMMIT leaks nothing, stale
   }
 });
 
+test('postgres.js: a connection the fence gives up on is scrubbed before anyone reuses it', async () => {
+  const sql = postgres(url, { prepare: false, max: 1, onnotice: () => undefined });
+  try {
+    // SQL ends the fenced transaction and leaves session state behind: the call fails, and the
+    // one connection of this pool must come back clean.
+    await assert.rejects(
+      postgresJs.withTenant(sql, TENANT_A, async (s) => {
+        await s.unsafe('COMMIT');
+        await s.unsafe("SELECT set_config('app.left_behind', 'yes', false)");
+        await s.unsafe('PREPARE left_behind AS SELECT 1');
+      }, { key: fence.key }),
+      { code: 'TF_FENCE_BROKEN' },
+    );
+    const next = await postgresJs.withTenant(sql, TENANT_A, async (s) => {
+      const [state] = await s<{ setting: string | null; prepared: number; n: number }[]>`
+        SELECT current_setting('app.left_behind', true) AS setting,
+               (SELECT count(*)::int FROM pg_prepared_statements) AS prepared,
+               (SELECT count(*)::int FROM conversations) AS n`;
+      return state!;
+    }, { key: fence.key });
+    assert.ok(next.setting === null || next.setting === '', 'the session setting is gone');
+    assert.equal(next.prepared, 0);
+    assert.ok(next.n >= 3);
+  } finally {
+    await sql.end();
+  }
+});
+
 test('drizzle: tx.rollback() undoes the fence, raw COMMIT breaks it loudly, stale tx refused', async () => {
   const pool = db.pool(db.roles.app, { pipeline: true } as never);
   const d = drizzle({ client: pool });
