@@ -59,6 +59,8 @@ export const ErrorCodes = {
   FENCE_BROKEN: 'TF_FENCE_BROKEN',
   /** The database sent one row (or message) larger than the gateway's response cap. */
   RESULT_TOO_LARGE: 'TF_RESULT_TOO_LARGE',
+  /** A long-running command (bench) was stopped by SIGINT or SIGTERM after cleaning up. */
+  INTERRUPTED: 'TF_INTERRUPTED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

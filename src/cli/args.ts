@@ -29,7 +29,8 @@ export function str(value: unknown): string | undefined {
 /** Flags shared by serve and mcp; --database-url stands in for DATABASE_URL. */
 export function common(v: Values) {
   const url = str(v['database-url']);
-  return { write: Boolean(v.write), agentRole: str(v['agent-role']), env: url ? { ...process.env, DATABASE_URL: url } : process.env };
+  const expose = Array.isArray(v.expose) ? v.expose : undefined;
+  return { write: Boolean(v.write), agentRole: str(v['agent-role']), ...(expose ? { expose } : {}), env: url ? { ...process.env, DATABASE_URL: url } : process.env };
 }
 
 export function port(value: unknown, fallback: number): number {

@@ -12,6 +12,9 @@ import { demo, formatDemo } from './commands/demo.ts';
 import { audit, type AuditFormat, type FailOn } from './commands/audit.ts';
 import { serve, untilSignal } from './commands/serve.ts';
 import { mcp } from './commands/mcp.ts';
+import { redteam } from './commands/redteam.ts';
+import { formatResult } from '../redteam/runner.ts';
+import { benchCommand } from './commands/bench.ts';
 import { processIo, type Io } from './io.ts';
 import { common, dbOption, userDbOptions, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
 import { VERSION } from '../version.ts';
@@ -174,16 +177,57 @@ Without DATABASE_URL it starts an embedded PostgreSQL and stops it on exit.`,
       }
     },
   },
+  redteam: {
+    summary: "attack tenant B as tenant A through the gateway, MCP and withTenant; judged on B's data",
+    usage: `tenantfence redteam [--database-url URL] [--gateway URL --token-a JWT --token-b JWT] [--corpus FILE.jsonl]... [--json]
+
+Runs the attack corpus (src/redteam/corpus/*.jsonl, or --corpus files) as tenant A. By default on a
+scratch database it creates (tenants A and B, B holding marker strings) and drops afterwards: through
+the gateway (in-process HTTP), the MCP server (in-memory client) and withTenant (application SQL; only
+the classes its trust boundary claims). With --gateway, against that running gateway's HTTP API.
+A case leaks when a marker of B's shows in any output, B's rows change, an oracle case answers
+differently for an existing and a missing key of B's, or B's own request fails or stalls meanwhile.
+Exit 1 on any leak. Without DATABASE_URL (and without --gateway) it starts an embedded PostgreSQL.
+  --json           {"total","leaked","cases":[{"id","layer","category","verdict","evidence"}]}`,
+    options: { ...dbOption, gateway: { type: 'string' }, 'token-a': { type: 'string' }, 'token-b': { type: 'string' }, corpus: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    run: async (v, positionals, io) => {
+      if (positionals.length > 0) throw usage('redteam');
+      const url = str(v.gateway);
+      const tokenA = str(v['token-a']);
+      const tokenB = str(v['token-b']);
+      if ((url !== undefined || tokenA !== undefined || tokenB !== undefined) && !(url && tokenA && tokenB)) {
+        throw new TenantfenceError(ErrorCodes.USAGE, '--gateway needs --token-a and --token-b (JWTs of two different tenants).');
+      }
+      const corpus = Array.isArray(v.corpus) ? v.corpus : undefined;
+      const run = async (dbUrl: string | undefined) =>
+        redteam({ url: dbUrl, ...(url ? { gateway: { url, tokenA: tokenA!, tokenB: tokenB! } } : {}), ...(corpus ? { corpus } : {}) });
+      let result;
+      if (url) result = await run(undefined);
+      else {
+        const target = await openTarget(v, io, { embedded: true });
+        try {
+          result = await run(target.url);
+        } finally {
+          await target.close();
+        }
+      }
+      io.out(v.json ? `${JSON.stringify(result)}\n` : formatResult(result));
+      return result.leaked > 0 ? 1 : 0;
+    },
+  },
   serve: {
     summary: 'the agent SQL gateway: HTTP API for LLM-written SQL, one tenant per JWT',
-    usage: `tenantfence serve [--port 8787] [--host 127.0.0.1] [--write] [--agent-role NAME] [--database-url URL]
+    usage: `tenantfence serve [--port 8787] [--host 127.0.0.1] [--write] [--expose SCHEMA.TABLE]... [--agent-role NAME] [--database-url URL]
 
 POST /v1/query {"sql","params"?,"maxRows"?}, GET /v1/schema, GET /healthz, GET /metrics (docs/gateway.md).
 Runs each statement as the agent role (TENANTFENCE_AGENT_DATABASE_URL, default DATABASE_URL with the
 agent role as user) in the tenant of the bearer JWT (TENANTFENCE_JWT_SECRET for HS256, or
 TENANTFENCE_JWKS_URL; claim TENANTFENCE_TENANT_CLAIM, default tenant_id), signed with TENANTFENCE_SECRET.
-  --write          allow single INSERT/UPDATE/DELETE (default: read-only)`,
-    options: { ...dbOption, 'agent-role': { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, write: { type: 'boolean' } },
+  --write          allow single INSERT/UPDATE/DELETE (default: read-only)
+  --expose T       let the agent also query table or view T, which tenantfence does not protect
+                   (repeatable; TENANTFENCE_EXPOSE takes a comma-separated list)
+/metrics is served only with TENANTFENCE_METRICS_TOKEN set, to scrapers that send it as a bearer token.`,
+    options: { ...dbOption, 'agent-role': { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, write: { type: 'boolean' }, expose: { type: 'string', multiple: true } },
     run: async (v, positionals, io) => {
       if (positionals.length > 0) throw usage('serve');
       const server = await serve({ ...common(v), port: port(v.port, 8787), host: str(v.host) ?? '127.0.0.1' });
@@ -195,12 +239,12 @@ TENANTFENCE_JWKS_URL; claim TENANTFENCE_TENANT_CLAIM, default tenant_id), signed
   },
   mcp: {
     summary: 'the agent SQL gateway as an MCP server (stdio, or Streamable HTTP with --http)',
-    usage: `tenantfence mcp [--token JWT] [--http [--port 8788] [--host 127.0.0.1]] [--write] [--agent-role NAME] [--database-url URL]
+    usage: `tenantfence mcp [--token JWT] [--http [--port 8788] [--host 127.0.0.1]] [--write] [--expose SCHEMA.TABLE]... [--agent-role NAME] [--database-url URL]
 
 Tools: query, list_tables, describe_table, explain. Over stdio the tenant is the JWT given with
 --token or TENANTFENCE_TOKEN; over HTTP (POST /mcp) it is each request's bearer JWT. Same
 environment as tenantfence serve.`,
-    options: { ...dbOption, 'agent-role': { type: 'string' }, token: { type: 'string' }, http: { type: 'boolean' }, port: { type: 'string' }, host: { type: 'string' }, write: { type: 'boolean' } },
+    options: { ...dbOption, 'agent-role': { type: 'string' }, token: { type: 'string' }, http: { type: 'boolean' }, port: { type: 'string' }, host: { type: 'string' }, write: { type: 'boolean' }, expose: { type: 'string', multiple: true } },
     run: async (v, positionals, io) => {
       if (positionals.length > 0) throw usage('mcp');
       const running = await mcp({ ...common(v), http: Boolean(v.http), token: str(v.token), port: port(v.port, 8788), host: str(v.host) ?? '127.0.0.1' });
@@ -210,6 +254,7 @@ environment as tenantfence serve.`,
       return 0;
     },
   },
+  bench: benchCommand,
 };
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {

@@ -186,6 +186,74 @@ async function checkout(acquire: () => Promise<FenceConnection>): Promise<FenceC
   }
 }
 
+/** The SQL a set of options sends, built once per distinct options (they are few in any app). */
+interface Shape {
+  readonly setupText: string;
+  readonly singleText: string;
+  readonly settingValues: readonly string[];
+  readonly begin: string;
+}
+
+const shapes = new Map<string, Shape>();
+
+function shapeFor(options: FenceOptions): Shape {
+  const id = `${options.statementTimeoutMs}|${options.lockTimeoutMs}|${options.idleInTransactionTimeoutMs}|${options.readOnly === true}|${options.settings ? JSON.stringify(options.settings) : ''}`;
+  let shape = shapes.get(id);
+  if (!shape) {
+    shape = buildShape(options);
+    if (shapes.size < 1000) shapes.set(id, shape);
+  }
+  return shape;
+}
+
+function buildShape(options: FenceOptions): Shape {
+  const settings: Record<string, string> = {
+    statement_timeout: timeout(options.statementTimeoutMs, DEFAULT_TIMEOUTS.statement, 'statementTimeoutMs'),
+    lock_timeout: timeout(options.lockTimeoutMs, DEFAULT_TIMEOUTS.lock, 'lockTimeoutMs'),
+    idle_in_transaction_session_timeout: timeout(options.idleInTransactionTimeoutMs, DEFAULT_TIMEOUTS.idle, 'idleInTransactionTimeoutMs'),
+    ...PINNED_SETTINGS,
+    ...options.settings,
+  };
+  const values: string[] = [];
+  const calls = [`pg_catalog.set_config(${literal(CONTEXT_SETTING)}, $1, true)`];
+  for (const [name, value] of Object.entries(settings)) {
+    if (!SETTING_NAME.test(name) || name.toLowerCase() === CONTEXT_SETTING || typeof value !== 'string') {
+      throw new TenantfenceError(ErrorCodes.USAGE, 'A pinned setting needs a plain setting name (not the tenant context) and a string value.');
+    }
+    values.push(value);
+    calls.push(`pg_catalog.set_config(${literal(name)}, $${values.length + 1}, true)`);
+  }
+  // A single statement has no BEGIN: its implicit transaction turns read-only here, which is
+  // allowed at any point (only the other direction must come before the first query).
+  if (options.readOnly) calls.push(`pg_catalog.set_config('transaction_read_only', 'on', true)`);
+  return {
+    setupText: `SELECT ${TRANSACTION_START} AS opened, ${calls.join(', ')}`,
+    singleText: `SELECT ${calls.join(', ')}`,
+    settingValues: values,
+    begin: `BEGIN ISOLATION LEVEL READ COMMITTED ${options.readOnly ? 'READ ONLY' : 'READ WRITE'}`,
+  };
+}
+
+/**
+ * Signed tokens, reused for a tenant while at least half their lifetime remains: signing costs a
+ * few µs of client CPU per request, and a token bound to no transaction may serve several (strict
+ * mode signs one per transaction). Bounded: cleared when it passes 10,000 tenants.
+ */
+const tokens = new WeakMap<SigningKey, Map<string, { readonly token: string; readonly renewAt: number }>>();
+
+function tokenFor(key: SigningKey, tenant: string, ttlSeconds: number): string {
+  let byTenant = tokens.get(key);
+  if (!byTenant) tokens.set(key, (byTenant = new Map()));
+  const id = `${ttlSeconds}|${tenant}`;
+  const now = Date.now();
+  const cached = byTenant.get(id);
+  if (cached && cached.renewAt > now) return cached.token;
+  const token = signContext(key, tenant, { ttlSeconds, now: () => now });
+  if (byTenant.size >= 10_000) byTenant.clear();
+  byTenant.set(id, { token, renewAt: now + (ttlSeconds * 1000) / 2 });
+  return token;
+}
+
 /** What one fenced transaction will send: the token, the settings, the ends. */
 class Plan {
   /** Opens a callback's fence; also reads the transaction's start for `fence_intact`. */
@@ -207,38 +275,18 @@ class Plan {
     this.bindToTransaction = options.bindToTransaction === true;
     this.rollback = options.rollback === true;
     this.readOnly = options.readOnly === true;
-    this.begin = `BEGIN ISOLATION LEVEL READ COMMITTED ${this.readOnly ? 'READ ONLY' : 'READ WRITE'}`;
-    const settings: Record<string, string> = {
-      statement_timeout: timeout(options.statementTimeoutMs, DEFAULT_TIMEOUTS.statement, 'statementTimeoutMs'),
-      lock_timeout: timeout(options.lockTimeoutMs, DEFAULT_TIMEOUTS.lock, 'lockTimeoutMs'),
-      idle_in_transaction_session_timeout: timeout(options.idleInTransactionTimeoutMs, DEFAULT_TIMEOUTS.idle, 'idleInTransactionTimeoutMs'),
-      ...PINNED_SETTINGS,
-      ...options.settings,
-    };
-    const values: unknown[] = [this.token()];
-    const calls = [`pg_catalog.set_config(${literal(CONTEXT_SETTING)}, $1, true)`];
-    for (const [name, value] of Object.entries(settings)) {
-      if (!SETTING_NAME.test(name) || name.toLowerCase() === CONTEXT_SETTING || typeof value !== 'string') {
-        throw new TenantfenceError(ErrorCodes.USAGE, 'A pinned setting needs a plain setting name (not the tenant context) and a string value.');
-      }
-      values.push(value);
-      calls.push(`pg_catalog.set_config(${literal(name)}, $${values.length}, true)`);
-    }
-    // A single statement has no BEGIN: its implicit transaction turns read-only here, which is
-    // allowed at any point (only the other direction must come before the first query).
-    if (this.readOnly) calls.push(`pg_catalog.set_config('transaction_read_only', 'on', true)`);
-    this.setup = { text: `SELECT ${TRANSACTION_START} AS opened, ${calls.join(', ')}`, values };
-    this.singleSetup = { text: `SELECT ${calls.join(', ')}`, values };
-  }
-
-  /** A fresh token (strict mode binds it to the transaction id it is given). */
-  token(xid?: string): string {
-    return signContext(this.#key, this.#tenant, { ttlSeconds: this.#ttl, ...(xid ? { xid } : {}) });
+    const shape = shapeFor(options);
+    this.begin = shape.begin;
+    // Strict mode signs its token once it knows the transaction id (boundSetup).
+    const values = [this.bindToTransaction ? '' : tokenFor(this.#key, tenant, this.#ttl), ...shape.settingValues];
+    this.setup = { text: shape.setupText, values };
+    this.singleSetup = { text: shape.singleText, values };
   }
 
   /** The setup with a token bound to `xid` (strict mode). */
   boundSetup(xid: string): FenceStatement {
-    return { text: this.setup.text, values: [this.token(xid), ...this.setup.values!.slice(1)] };
+    const token = signContext(this.#key, this.#tenant, { ttlSeconds: this.#ttl, xid });
+    return { text: this.setup.text, values: [token, ...this.setup.values!.slice(1)] };
   }
 }
 

@@ -12,10 +12,11 @@
  * Every record must serialise into something audit_append accepts, whatever the statement text:
  * see `serialise`.
  */
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import type pg from 'pg';
 import type { SigningKey } from '../context/token.ts';
 import { AUDIT_MAC_PREFIX } from '../sql/init.ts';
+import { withoutComments } from './firewall-parser.ts';
 
 export type AuditVerdict = 'ok' | 'error' | 'rejected';
 export type AuditRedaction = 'full' | 'fingerprint';
@@ -54,11 +55,25 @@ const STATEMENT_BUDGET = MAX_RECORD_CHARS - 6 * MAX_PRINCIPAL_CHARS - 16 * 1024;
  */
 const RELAXED = "SELECT set_config('synchronous_commit', 'off', true), tenantfence.audit_append($1, $2)";
 const IN_TRANSACTION = 'SELECT tenantfence.audit_append($1, $2)';
+/** Several records in one statement and one commit (the set_config runs once, in the FROM). */
+const RELAXED_BATCH = `SELECT tenantfence.audit_append(t.r, t.m)
+  FROM (SELECT set_config('synchronous_commit', 'off', true)) AS s, unnest($1::text[], $2::text[]) AS t(r, m)`;
+/** Records per batch at most: a batch is one statement of at most this many 256 KiB records. */
+const MAX_BATCH = 64;
+
+interface Pending {
+  readonly record: AuditRecord;
+  readonly query: pg.QueryConfig;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
 
 export class AuditLog {
   readonly #pool: Pick<pg.Pool, 'query'>;
   readonly #key: SigningKey;
   readonly #redaction: AuditRedaction;
+  #queue: Pending[] = [];
+  #draining = false;
 
   constructor(options: { pool: Pick<pg.Pool, 'query'>; key: SigningKey; redaction: AuditRedaction }) {
     this.#pool = options.pool;
@@ -67,12 +82,47 @@ export class AuditLog {
   }
 
   /**
-   * Appends a record on the audit pool. If the database refuses it (an error with a SQLSTATE), it
-   * is sent once more without the statement text (`reason: statement_unloggable`), so no statement
-   * goes unrecorded because of what its text contains; a lost connection is retried as it was.
-   * A duplicate request id (23505) is not retried: that record is already there.
+   * Appends a record on the audit pool and resolves once it is committed: the caller replies only
+   * then ("no result without its record"). Records that arrive while a write is in flight go
+   * together in the next one, one statement and one commit for all of them (group commit): at
+   * concurrency 1 nothing waits, under load the per-record statement and commit are shared. If a
+   * batch fails, each of its records is appended on its own (`#appendOne`), so one record the
+   * database refuses cannot take the others with it.
    */
-  async append(record: AuditRecord): Promise<void> {
+  append(record: AuditRecord): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ record, query: this.#query(RELAXED, record), resolve, reject });
+      if (!this.#draining) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, MAX_BATCH);
+        if (batch.length > 1) {
+          const values = [batch.map((p) => p.query.values![0]), batch.map((p) => p.query.values![1])];
+          const ok = await this.#pool.query({ text: RELAXED_BATCH, values, queryMode: 'extended' } as pg.QueryConfig).then(() => true, () => false);
+          if (ok) {
+            for (const p of batch) p.resolve();
+            continue;
+          }
+        }
+        await Promise.all(batch.map((p) => this.#appendOne(p.record).then(p.resolve, p.reject)));
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  /**
+   * One record on its own. If the database refuses it (an error with a SQLSTATE), it is sent once
+   * more without the statement text (`reason: statement_unloggable`), so no statement goes
+   * unrecorded because of what its text contains; a lost connection is retried as it was. A
+   * duplicate request id (23505) is not retried: that record is already there.
+   */
+  async #appendOne(record: AuditRecord): Promise<void> {
     try {
       await this.#pool.query(this.#query(RELAXED, record));
     } catch (error) {
@@ -128,21 +178,43 @@ function cost(c: number): number {
 
 /**
  * The statement as stored: without NUL (jsonb refuses \u0000, and Postgres could not have run a
- * statement containing one), well-formed, and cut so that it takes at most STATEMENT_BUDGET
- * characters serialised (60,000 DEL characters are 360,000 serialised), with a note saying so.
+ * statement containing one), well-formed, and within STATEMENT_BUDGET characters serialised (60,000
+ * DEL characters are 360,000). A statement over it first loses its comments, which Postgres reads
+ * as whitespace: padding in a comment cannot push the SQL that ran out of its record. Past that
+ * (long literals), its head and tail are kept around a note that gives the full length and the
+ * SHA-256 of the whole text, so the record still identifies exactly what ran.
  */
 function fit(statement: string): string {
   const text = statement.replaceAll('\0', '').toWellFormed();
-  if (text.length * 6 <= STATEMENT_BUDGET) return text;
-  const note = `\n/* tenantfence: statement cut here for the audit log; ${text.length} characters in all */`;
-  let used = note.length;
+  if (serialisedLength(text) <= STATEMENT_BUDGET) return text;
+  const bare = withoutComments(text);
+  const note = `\n/* tenantfence: comments removed for the audit log; ${text.length} characters in all, sha256 ${sha256(statement)} */`;
+  if (serialisedLength(bare) + note.length <= STATEMENT_BUDGET) return bare + note;
+  const cut = `\n/* tenantfence: ${bare.length} characters without comments (${text.length} with), cut here for the audit log; sha256 of the whole statement ${sha256(statement)} */\n`;
+  const half = (STATEMENT_BUDGET - cut.length) / 2;
+  const head = prefixWithin(bare, half);
+  const tail = [...prefixWithin([...bare].reverse().join(''), half)].reverse().join('');
+  return head + cut + tail;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function serialisedLength(text: string): number {
+  let used = 0;
+  for (let i = 0; i < text.length; i++) used += cost(text.charCodeAt(i));
+  return used;
+}
+
+/** The longest prefix whose serialised length is within `budget`, never half a surrogate pair. */
+function prefixWithin(text: string, budget: number): string {
+  let used = 0;
   let end = 0;
   for (; end < text.length; end++) {
     used += cost(text.charCodeAt(end));
-    if (used > STATEMENT_BUDGET) break;
+    if (used > budget) break;
   }
-  if (end === text.length) return text;
-  // Never split a surrogate pair: half of one is a lone surrogate again.
-  if (end > 0 && (text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end -= 1;
-  return text.slice(0, end) + note;
+  if (end < text.length && end > 0 && (text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end -= 1;
+  return text.slice(0, end);
 }

@@ -4,7 +4,7 @@
  * newer than the server. Each throws a `Refusal` whose message names the fix.
  */
 import { REFUSED_SCHEMAS, REFUSED_TYPES, SYSTEM_COLUMNS } from './allowlist.ts';
-import type { FirewallReason } from './firewall.ts';
+import { relationKey, type FirewallReason, type FirewallRelations } from './firewall.ts';
 import { NODE_SINCE, refusedLabel } from './firewall-nodes.ts';
 import type { WalkSettings } from './firewall-walk.ts';
 
@@ -27,18 +27,60 @@ const LOOK_ELSEWHERE = 'use the list_tables and describe_table tools for schema 
 
 /**
  * Postgres looks an unqualified name up in the enclosing WITH clauses first, then in the
- * implicit pg_catalog, then in the search path; a qualified name never matches a CTE.
+ * implicit pg_catalog, then in the search path; a qualified name never matches a CTE. With the
+ * gateway's relation list, the name must then be one the agent may read: an allowlist, so an
+ * extension's view outside pg_catalog (`public.pg_stat_statements`) is refused like the catalogs.
  */
-export function checkRelation(body: Json, ctes: readonly string[]): void {
+export function checkRelation(body: Json, ctes: readonly string[], relations: FirewallRelations | undefined): void {
   const { relname: name, schemaname: schema, catalogname: catalog } = body;
   if (typeof name !== 'string') unsupported('a table reference');
+  let key: string | undefined;
   if (schema !== undefined || catalog !== undefined) {
-    if (typeof schema === 'string' && !isRefusedSchema(schema)) return;
-    throw new Refusal('relation', `${String(schema)}.${name} is refused: system catalogs, statistics and the tenantfence schema are off limits; ${LOOK_ELSEWHERE}.`);
+    if (typeof schema !== 'string' || isRefusedSchema(schema)) {
+      throw new Refusal('relation', `${String(schema)}.${name} is refused: system catalogs, statistics and the tenantfence schema are off limits; ${LOOK_ELSEWHERE}.`);
+    }
+    key = relationKey(schema, name);
+  } else {
+    if (ctes.includes(name)) return;
+    if (name.startsWith('pg_')) {
+      throw new Refusal('relation', `${name} is refused: an unqualified pg_ name means the system catalog, which is off limits (schema-qualify your own table); ${LOOK_ELSEWHERE}.`);
+    }
+    key = relations?.resolve.get(name);
   }
-  if (ctes.includes(name)) return;
-  if (name.startsWith('pg_')) {
-    throw new Refusal('relation', `${name} is refused: an unqualified pg_ name means the system catalog, which is off limits (schema-qualify your own table); ${LOOK_ELSEWHERE}.`);
+  if (relations && (key === undefined || !relations.allowed.has(key))) {
+    const shown = typeof schema === 'string' ? `${schema}.${name}` : name;
+    throw new Refusal('relation', `${shown} is not a table this agent may query: only tenant-protected tables and those the operator exposes are; ${LOOK_ELSEWHERE}.`);
+  }
+}
+
+/**
+ * Write mode: no explicit value for a column a sequence fills (serial, identity). A chosen key is
+ * a squatting tool: tenant A can take the ids tenant B's next inserts would get (B's inserts then
+ * fail on a global unique key), and a failure tells A which ids exist. INSERT must name its
+ * columns when the table has such a column; UPDATE and ON CONFLICT DO UPDATE may not set one.
+ */
+export function checkSequenceColumns(type: string, body: Json, relations: FirewallRelations | undefined): void {
+  if (!relations) return;
+  const target = body.relation as Json | undefined;
+  const name = target?.relname;
+  if (typeof name !== 'string') return;
+  const key = typeof target!.schemaname === 'string' ? relationKey(target!.schemaname, name) : relations.resolve.get(name);
+  const columns = key === undefined ? undefined : relations.sequenceColumns.get(key);
+  if (!columns || columns.size === 0) return;
+  const refuse = (column: string) =>
+    new Refusal('other', `The column ${column} of ${name} is filled from a sequence, so it takes no explicit value: leave it out and let the database number the row.`);
+  const named = (list: unknown): string[] =>
+    (Array.isArray(list) ? list : []).map((item) => ((item as Json).ResTarget as Json | undefined)?.name).filter((n): n is string => typeof n === 'string');
+  if (type === 'InsertStmt') {
+    const cols = named(body.cols);
+    if (cols.length === 0 && body.selectStmt !== undefined) {
+      throw new Refusal('other', `INSERT into ${name} must list its columns (the table has a sequence-filled key, which takes no explicit value): write INSERT INTO ${name} (col, ...) VALUES (...).`);
+    }
+    for (const c of cols) if (columns.has(c)) throw refuse(c);
+    const conflict = body.onConflictClause as Json | undefined;
+    for (const c of named(conflict?.targetList)) if (columns.has(c)) throw refuse(c);
+  } else if (type === 'UpdateStmt') {
+    for (const c of named(body.targetList)) if (columns.has(c)) throw refuse(c);
   }
 }
 
@@ -88,11 +130,25 @@ export function checkOperator(list: unknown): void {
   }
 }
 
-export function checkTypeName(list: unknown): void {
+/**
+ * Types: none from a refused schema; none of the catalogs' row types (their columns are xids and
+ * oids: `('(…)'::pg_class).relfrozenxid` is an xid, and `age()` of it reads the transaction
+ * counter), which Postgres finds by an unqualified `pg_` name as it finds the catalogs; none of
+ * the transaction-id and catalog-lookup types; and, with the gateway's relation list, no type
+ * built on one of those (a composite, domain, array or range over xid, in any schema).
+ */
+export function checkTypeName(list: unknown, relations: FirewallRelations | undefined): void {
   const parts = names(list, 'a type name');
   const schema = parts.length > 1 ? parts[parts.length - 2]! : undefined;
   if (schema !== undefined && schema !== 'pg_catalog' && isRefusedSchema(schema)) {
     throw new Refusal('other', `Types from schema ${schema} are refused: use built-in types or your own tables' types.`);
+  }
+  const last = parts[parts.length - 1]!;
+  if ((schema === undefined || schema === 'pg_catalog') && (last.startsWith('pg_') || last.startsWith('_pg_'))) {
+    throw new Refusal('other', `The type ${last} is refused: catalog row types carry transaction ids and object ids; use built-in types or your own tables' types.`);
+  }
+  if (relations && (schema === undefined ? relations.refusedTypes.has(last) : relations.refusedTypes.has(relationKey(schema, last)))) {
+    throw new Refusal('other', `The type ${last} is refused because it is built on a transaction-id or catalog type: cast to text, numeric or your own types instead.`);
   }
   const type = parts[parts.length - 1]!;
   if ((schema === undefined || schema === 'pg_catalog') && REFUSED_TYPES.has(type)) {

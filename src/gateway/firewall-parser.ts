@@ -102,7 +102,7 @@ const isWord = (c: number) =>
  * strings and identifiers, E'' escapes, dollar quotes), so it can only count more tokens than
  * the lexer (an operator like `<=` counts twice), never fewer.
  */
-export function countTokens(sql: string, limit: number): number {
+export function countTokens(sql: string, limit: number, comments?: Array<[number, number]>): number {
   let n = 0;
   let i = 0;
   const end = sql.length;
@@ -115,14 +115,18 @@ export function countTokens(sql: string, limit: number): number {
     if (isSpace(c)) {
       i += 1;
     } else if (c === 45 && next === 45) {
+      const start = i;
       while (i < end && sql.charCodeAt(i) !== 10) i += 1; // -- comment
+      comments?.push([start, i]);
     } else if (c === 47 && next === 42) {
+      const start = i;
       let depth = 0; // /* nested */ comments
       do {
         if (sql.startsWith('/*', i)) (depth += 1), (i += 2);
         else if (sql.startsWith('*/', i)) (depth -= 1), (i += 2);
         else i += 1;
       } while (i < end && depth > 0);
+      comments?.push([start, i]);
     } else if (c === 39 || c === 34) {
       i = skipQuoted(sql, i, c, c === 39 && afterE);
       n += 1;
@@ -146,6 +150,23 @@ export function countTokens(sql: string, limit: number): number {
     }
   }
   return n;
+}
+
+/**
+ * The statement with each comment replaced by one space, as the lexer reads it (a comment is
+ * whitespace to Postgres, so the text runs the same).
+ */
+export function withoutComments(sql: string): string {
+  const comments: Array<[number, number]> = [];
+  countTokens(sql, Infinity, comments);
+  if (comments.length === 0) return sql;
+  let out = '';
+  let at = 0;
+  for (const [start, end] of comments) {
+    out += `${sql.slice(at, start)} `;
+    at = end;
+  }
+  return out + sql.slice(at);
 }
 
 /** Index after the closing quote; `''` (or `""`) is a doubled quote, `\x` an escape in E''. */

@@ -10,8 +10,9 @@ import { createHash } from 'node:crypto';
 import { ALLOWED_NODES, STATEMENT_NODES, STRUCT_FIELDS, refusedLabel } from './firewall-nodes.ts';
 import {
   Refusal, checkColumn, checkFieldSelection, checkFunction, checkNodeVersion, checkOperator, checkRelation, checkSampleMethod,
-  checkTypeName, unsupported,
+  checkSequenceColumns, checkTypeName, unsupported,
 } from './firewall-names.ts';
+import type { FirewallRelations } from './firewall.ts';
 
 type Json = { readonly [key: string]: unknown };
 
@@ -20,6 +21,9 @@ export { Refusal };
 export interface WalkSettings {
   readonly write: boolean;
   readonly maxDepth: number;
+  readonly maxValueBytes: number;
+  /** The relations the agent may name; undefined: the name rules only. */
+  readonly relations: FirewallRelations | undefined;
   /** The allowlist (defaults plus the gateway's extra names). */
   readonly allowed: ReadonlySet<string>;
   /** The allowlist cut to what the server has (see server-profile.ts); `allowed` without a server. */
@@ -64,6 +68,7 @@ class Walker {
       }
     }
     if (body.intoClause !== undefined) throw refuseNode('IntoClause', this.settings.write);
+    if (type !== 'SelectStmt') checkSequenceColumns(type, body, this.settings.relations);
     this.parts.push(type);
     const inner = body.withClause === undefined ? ctes : this.withClause(asObject(body.withClause), depth + 1, ctes);
     for (const key in body) {
@@ -139,7 +144,7 @@ class Walker {
         this.parts.push(type); // constants are left out of the fingerprint; they hold no nodes
         return;
       case 'RangeVar':
-        checkRelation(body, ctes);
+        checkRelation(body, ctes, this.settings.relations);
         break;
       case 'FuncCall':
         checkFunction(body.funcname, this.settings);
@@ -154,7 +159,7 @@ class Walker {
         checkOperator(body.useOp);
         break;
       case 'TypeName':
-        checkTypeName(body.names);
+        checkTypeName(body.names, this.settings.relations);
         break;
       case 'RangeTableSample':
         checkSampleMethod(body.method);

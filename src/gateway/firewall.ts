@@ -13,6 +13,7 @@ import { TenantfenceError, ErrorCodes } from '../errors.ts';
 import { DEFAULT_ALLOWED_FUNCTIONS, EXPLAIN_OPTIONS, NEVER_ALLOWED_FUNCTIONS } from './allowlist.ts';
 import { MAX_TOKENS, countTokens, loadParser, parse } from './firewall-parser.ts';
 import { Refusal, walkStatement, type WalkSettings } from './firewall-walk.ts';
+import { DEFAULT_MAX_VALUE_BYTES, statementBytes } from './firewall-size.ts';
 
 export type FirewallMode = 'read' | 'write';
 
@@ -30,6 +31,33 @@ export interface FirewallOptions {
    * firewall assumes a server that knows everything the parser (PostgreSQL 18) knows.
    */
   server?: FirewallServer;
+  /**
+   * The relations the agent may name (`firewallRelations` in server-profile.ts builds it from the
+   * database). The gateway always passes it; without it only the name rules apply (catalogs and
+   * system schemas are refused), which is what offline checks of a statement's shape need.
+   */
+  relations?: FirewallRelations;
+  /**
+   * The budget for the bytes one row of the statement can make the server hold, as bounded
+   * statically in firewall-size.ts. Default 32 MiB.
+   */
+  maxValueBytes?: number;
+}
+
+export interface FirewallRelations {
+  /** Relations the agent may read (and, in write mode, change), as `relationKey(schema, name)`. */
+  readonly allowed: ReadonlySet<string>;
+  /** What an unqualified name means under the pinned search_path, as a `relationKey`. */
+  readonly resolve: ReadonlyMap<string, string>;
+  /** Columns filled from a sequence (serial, identity), per relation: write mode refuses explicit values for them. */
+  readonly sequenceColumns: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Types built on a refused type (xid, a catalog row type): unqualified names as resolved, and `relationKey`s. */
+  readonly refusedTypes: ReadonlySet<string>;
+}
+
+/** One key per schema-qualified name; NUL cannot occur in a Postgres identifier. */
+export function relationKey(schema: string, name: string): string {
+  return `${schema}\u0000${name}`;
 }
 
 export interface FirewallServer {
@@ -115,6 +143,13 @@ function refuse(reason: FirewallReason, message: string): Refused {
 function walk(type: string, body: unknown, settings: WalkSettings): FirewallVerdict {
   try {
     const { kind, fingerprint, paramCount } = walkStatement(type, body, settings);
+    const bytes = statementBytes(body);
+    if (bytes > settings.maxValueBytes) {
+      return refuse(
+        'too_large',
+        `The statement can build values of ${mebibytes(bytes)} in the server's memory (the limit is ${mebibytes(settings.maxValueBytes)}): nest fewer size-growing functions (replace, regexp_replace, format, concat_ws, array_to_string, encode, casts) and use shorter literals.`,
+      );
+    }
     return { ok: true, kind, fingerprint, paramCount };
   } catch (error) {
     if (error instanceof Refusal) return refuse(error.reason, error.message);
@@ -165,10 +200,17 @@ function settingsFor(options: FirewallOptions): WalkSettings {
   for (const [name, value] of [['maxDepth', maxDepth], ['maxBytes', options.maxBytes ?? DEFAULT_MAX_BYTES]] as const) {
     if (!Number.isInteger(value) || value < 1) throw new TenantfenceError(ErrorCodes.USAGE, `Firewall option ${name} must be a positive integer.`);
   }
+  const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+  if (!(maxValueBytes > 0)) throw new TenantfenceError(ErrorCodes.USAGE, 'Firewall option maxValueBytes must be a positive number.');
   const allowed = functionsFor(options.allowFunctions);
   const server = options.server;
-  if (!server) return { write: options.mode === 'write', maxDepth, allowed, functions: allowed, serverVersion: PARSER_VERSION };
-  return { write: options.mode === 'write', maxDepth, allowed, functions: onServer(allowed, server), serverVersion: server.version };
+  const common = { write: options.mode === 'write', maxDepth, maxValueBytes, allowed, relations: options.relations };
+  if (!server) return { ...common, functions: allowed, serverVersion: PARSER_VERSION };
+  return { ...common, functions: onServer(allowed, server), serverVersion: server.version };
+}
+
+function mebibytes(bytes: number): string {
+  return Number.isFinite(bytes) ? `${Math.ceil(bytes / (1024 * 1024))} MiB` : 'unbounded size';
 }
 
 /** The grammar libpg-query parses (PostgreSQL 18). */

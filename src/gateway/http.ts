@@ -3,7 +3,7 @@
  *   POST /v1/query   {"sql", "params"?, "maxRows"?} → 200 rows | 4xx/5xx {"error": {"code", "message"}}
  *   GET  /v1/schema  what the agent may query, and that tenant filtering is automatic
  *   GET  /healthz    200 when the agent role can reach the database
- *   GET  /metrics    Prometheus text
+ *   GET  /metrics    Prometheus text, for the metrics token only (probes.ts)
  * Every /v1 route needs a valid bearer JWT; a missing, invalid or expired one is a 401 before
  * anything runs. `createGateway()` returns the app, so tests call it in-process (`app.request()`).
  */
@@ -72,7 +72,7 @@ export function createGateway(options: GatewayOptions | GatewayService): Gateway
     }
   });
 
-  app.notFound((c) => c.json(errorBody(ErrorCodes.NOT_FOUND, `No route ${c.req.method} ${new URL(c.req.url).pathname.slice(0, 100)}; use POST /v1/query, GET /v1/schema, GET /healthz or GET /metrics.`), 404));
+  app.notFound((c) => c.json(errorBody(ErrorCodes.NOT_FOUND, `No route ${c.req.method} ${new URL(c.req.url).pathname.slice(0, 100)}; use POST /v1/query, GET /v1/schema or GET /healthz.`), 404));
 
   app.onError((_error, c) => {
     return c.json(errorBody(ErrorCodes.INTERNAL, 'The gateway failed unexpectedly; retry, and report it if it persists.'), 500);
@@ -92,7 +92,7 @@ function send(c: Context<Env>, reply: Reply<unknown>): Response {
 /**
  * The body as text, or undefined when it is over `max` bytes. A declared Content-Length is checked
  * before reading; a chunked body is read only up to the cap. (hono/body-limit does the same but
- * re-wraps every body in a new stream, which cost ~170 us per request in bench/gateway.ts.)
+ * re-wraps every body in a new stream, which cost ~170 us per request in the gateway benchmark.)
  */
 async function readCapped(request: Request, max: number): Promise<string | undefined> {
   const declared = request.headers.get('Content-Length');

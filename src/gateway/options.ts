@@ -11,6 +11,7 @@ import { authOptionsFromEnv, type AuthOptions } from '../auth/index.ts';
 import type { AuditRedaction } from './audit-log.ts';
 import type { ExecutorMode } from './executor.ts';
 import type { LimitOptions } from './limits.ts';
+import { DEFAULT_MAX_VALUE_BYTES } from './firewall-size.ts';
 
 export interface GatewayOptions {
   /** Where the agent role logs in (TENANTFENCE_AGENT_DATABASE_URL). Ignored when `pool` is given. */
@@ -39,11 +40,22 @@ export interface GatewayOptions {
   readonly poolSize?: number;
   /** Pipeline the per-request messages on the agent connections (default true; see executor.ts). */
   readonly pipeline?: boolean;
+  /**
+   * Tables and views the agent may query besides the ones `tenantfence protect` protects
+   * (`schema.table`; TENANTFENCE_EXPOSE, `--expose`): reference data without tenant rows. Every
+   * other relation is refused by the firewall and left out of /v1/schema.
+   */
+  readonly exposeRelations?: readonly string[];
+  /** The firewall's budget for the values one statement can build in the server (default 32 MiB; firewall-size.ts). */
+  readonly maxValueBytes?: number;
+  /** A bearer token /metrics requires (TENANTFENCE_METRICS_TOKEN); without one, /metrics is not served. */
+  readonly metricsToken?: string;
 }
 
-export type ResolvedOptions = Required<Omit<GatewayOptions, 'pool' | 'auditPool' | 'agentDatabaseUrl' | 'limits'>> & {
+export type ResolvedOptions = Required<Omit<GatewayOptions, 'pool' | 'auditPool' | 'agentDatabaseUrl' | 'limits' | 'metricsToken'>> & {
   readonly limits: LimitOptions;
   readonly agentDatabaseUrl: string | undefined;
+  readonly metricsToken: string | undefined;
 };
 
 const DEFAULTS = {
@@ -60,6 +72,8 @@ const DEFAULTS = {
   auditStatements: 'full',
   poolSize: 10,
   pipeline: true,
+  exposeRelations: [] as readonly string[],
+  maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
 } as const;
 
 export function resolveOptions(options: GatewayOptions): ResolvedOptions {
@@ -85,11 +99,15 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
   integer('connectTimeoutMs', o.connectTimeoutMs, 1, 600_000);
   integer('poolSize', o.poolSize, 1, 1000);
   if (o.maxBodyBytes < o.maxStatementBytes) throw usage('maxBodyBytes must be at least maxStatementBytes.');
+  integer('maxValueBytes', o.maxValueBytes, 1024, 1 << 30);
+  if (!Array.isArray(o.exposeRelations) || o.exposeRelations.some((r) => typeof r !== 'string' || r === '')) throw usage('exposeRelations must be a list of table names.');
+  const metricsToken = options.metricsToken;
+  if (metricsToken !== undefined && metricsToken.length < 16) throw usage('metricsToken must be at least 16 characters.');
   const limits = { ratePerSecond: 10, burst: 20, maxConcurrent: 4, ...definedOnly(options.limits ?? {}) };
   if (!(limits.ratePerSecond > 0 && limits.ratePerSecond <= 1e6)) throw usage('limits.ratePerSecond must be a positive number.');
   integer('limits.burst', limits.burst, 1, 1e6);
   integer('limits.maxConcurrent', limits.maxConcurrent, 1, 1e4);
-  return Object.freeze({ ...o, limits: Object.freeze(limits), agentDatabaseUrl: options.agentDatabaseUrl }) as ResolvedOptions;
+  return Object.freeze({ ...o, limits: Object.freeze(limits), agentDatabaseUrl: options.agentDatabaseUrl, metricsToken }) as ResolvedOptions;
 }
 
 /** The agent pool the gateway owns when none is given. */
@@ -103,7 +121,7 @@ export function createAgentPool(url: string, size: number, pipeline: boolean, co
 }
 
 /** Options from the environment, as the CLI reads them; flags override them. */
-export function optionsFromEnv(env: NodeJS.ProcessEnv, overrides: { agentRole?: string } = {}): GatewayOptions {
+export function optionsFromEnv(env: NodeJS.ProcessEnv, overrides: { agentRole?: string; expose?: readonly string[] } = {}): GatewayOptions {
   const dbUrl = env.DATABASE_URL;
   const agentUrl = env.TENANTFENCE_AGENT_DATABASE_URL || (dbUrl ? urlForRole(validateUrl(dbUrl), overrides.agentRole ?? DEFAULT_AGENT_ROLE) : undefined);
   const redaction = env.TENANTFENCE_AUDIT_STATEMENTS as AuditRedaction | undefined;
@@ -114,6 +132,8 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv, overrides: { agentRole?: 
     auth,
     ...(agentUrl ? { agentDatabaseUrl: agentUrl } : {}),
     ...(redaction ? { auditStatements: redaction } : {}),
+    exposeRelations: [...(env.TENANTFENCE_EXPOSE ?? '').split(',').map((s) => s.trim()).filter(Boolean), ...(overrides.expose ?? [])],
+    ...(env.TENANTFENCE_METRICS_TOKEN ? { metricsToken: env.TENANTFENCE_METRICS_TOKEN } : {}),
     maxRows: num('TENANTFENCE_MAX_ROWS'),
     statementTimeoutMs: num('TENANTFENCE_STATEMENT_TIMEOUT_MS'),
     poolSize: num('TENANTFENCE_POOL_SIZE'),

@@ -1,10 +1,11 @@
 /**
- * What the agent may query (`GET /v1/schema`, MCP `list_tables` / `describe_table`): derived from
- * the agent role's own privileges (has_column_privilege as the connected role), so the list can
- * never offer a table the gateway would then refuse. The `tenantfence` schema and the catalogs
- * are left out: they are not the agent's data.
+ * What the agent may query (`GET /v1/schema`, MCP `list_tables` / `describe_table`): the relations
+ * the firewall allows (protected or exposed by the operator), with the columns the agent role's
+ * own privileges reach (has_column_privilege as the connected role), so the list never offers a
+ * table the gateway would then refuse.
  */
 import type pg from 'pg';
+import { relationKey } from './firewall.ts';
 
 export interface SchemaColumn {
   readonly name: string;
@@ -49,7 +50,8 @@ const QUERY = `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS
 export const SCHEMA_NOTE =
   'Tenant filtering is automatic: every statement runs in the caller\'s tenant context and row-level security shows and changes only that tenant\'s rows. Do not filter by tenant yourself and do not try to switch tenants. Send one statement per request; bind values as $1, $2, ... with "params".';
 
-export async function describeSchema(pool: Pick<pg.Pool, 'query'>, write: boolean): Promise<SchemaDescription> {
+/** `allowed`: the relations the firewall lets the agent name (`FirewallRelations.allowed`); no other is listed. */
+export async function describeSchema(pool: Pick<pg.Pool, 'query'>, write: boolean, allowed: ReadonlySet<string>): Promise<SchemaDescription> {
   const { rows } = await pool.query<{ schema: string; name: string; kind: string; scoped: boolean; privileges: string[]; columns: SchemaColumn[] }>({
     text: QUERY,
     values: [write],
@@ -57,7 +59,7 @@ export async function describeSchema(pool: Pick<pg.Pool, 'query'>, write: boolea
   } as pg.QueryConfig);
   return {
     note: SCHEMA_NOTE,
-    tables: rows.map((r) => ({
+    tables: rows.filter((r) => allowed.has(relationKey(r.schema, r.name))).map((r) => ({
       schema: r.schema,
       name: r.name,
       kind: KIND[r.kind] ?? 'table',

@@ -20,6 +20,7 @@ import { TenantLimiter } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { createAgentPool, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
 import { describeSchema, type SchemaDescription } from './schema.ts';
+import { firewallRelations } from './server-profile.ts';
 import { parseQueryInput, type QueryInput } from './input.ts';
 
 /** The body of a 200 from POST /v1/query: the executor's result without its command tag, timed. */
@@ -75,8 +76,9 @@ export class GatewayService {
       connectTimeoutMs: o.connectTimeoutMs,
     });
     this.#audit = new AuditLog({ pool: auditPool, key: o.key, redaction: o.auditStatements });
-    this.#limiter = new TenantLimiter(o.limits);
-    this.#firewall = { mode: o.mode, maxBytes: o.maxStatementBytes };
+    // The share is sized against the agent pool the gateway made; a caller's pool says its own size.
+    this.#limiter = new TenantLimiter({ ...o.limits, capacity: options.pool ? poolMax(options.pool) : o.poolSize });
+    this.#firewall = { mode: o.mode, maxBytes: o.maxStatementBytes, maxValueBytes: o.maxValueBytes };
   }
 
   /**
@@ -85,7 +87,8 @@ export class GatewayService {
    */
   start(): Promise<void> {
     this.#started ??= Promise.all([loadFirewall(), this.#executor.start()]).then(() => {
-      this.#firewall = { ...this.#firewall, server: this.#executor.profile! };
+      const profile = this.#executor.profile!;
+      this.#firewall = { ...this.#firewall, server: profile, relations: firewallRelations(profile, this.options.exposeRelations) };
     });
     this.#started.catch(() => (this.#started = undefined));
     return this.#started;
@@ -109,7 +112,7 @@ export class GatewayService {
   schema(): Promise<SchemaDescription> {
     const now = Date.now();
     if (!this.#schema || now - this.#schema.at > SCHEMA_TTL_MS) {
-      const value = describeSchema(this.#pool, this.options.mode === 'write').catch((error: unknown) => {
+      const value = this.start().then(() => describeSchema(this.#pool, this.options.mode === 'write', this.#firewall.relations!.allowed)).catch((error: unknown) => {
         this.#schema = undefined;
         throw new TenantfenceError(ErrorCodes.CONNECTION, 'The gateway cannot reach the database as the agent role right now; retry shortly.', { cause: error });
       });
@@ -133,7 +136,9 @@ export class GatewayService {
       this.metrics.rejection(admission.reason);
       const message = admission.reason === 'rate'
         ? `Too many requests for this tenant; wait ${admission.retryAfterSeconds} s (Retry-After) and send fewer statements.`
-        : 'Too many statements of this tenant are running at once; wait for one to finish and retry.';
+        : admission.reason === 'capacity'
+          ? 'The gateway keeps its last connections for tenants with nothing running, and this tenant has a statement running; wait for it to finish and retry.'
+          : 'Too many statements of this tenant are running at once; wait for one to finish and retry.';
       return { ok: false, status: 429, requestId, retryAfterSeconds: admission.retryAfterSeconds, body: errorBody(ErrorCodes.RATE_LIMITED, message, { reason: admission.reason }) };
     }
     try {
@@ -219,6 +224,12 @@ export class GatewayService {
 
 export function errorBody(code: ErrorCode, message: string, extra: { sqlstate?: string; reason?: string } = {}): ErrorResponse {
   return { error: { code, message, ...extra } };
+}
+
+/** pg.Pool keeps its `max` in `options`. */
+function poolMax(pool: pg.Pool): number | undefined {
+  const max = (pool as unknown as { options?: { max?: unknown } }).options?.max;
+  return typeof max === 'number' && max > 0 ? max : undefined;
 }
 
 function fail(requestId: string, error: unknown): Reply<never> {

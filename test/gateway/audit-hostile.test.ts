@@ -7,7 +7,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { AuditLog } from '../../src/gateway/audit-log.ts';
 import { createGateway, type GatewayApp } from '../../src/gateway/http.ts';
@@ -41,6 +41,7 @@ async function recordOf(id: string | null) {
   return rows[0];
 }
 
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const LONE = '\ud800';
 const DELS = '\u007f'.repeat(60_000);
 
@@ -57,17 +58,34 @@ test('a write whose comment holds a lone surrogate commits with its record', asy
   assert.equal(record?.statement, sql.replace(LONE, '\ufffd'), 'stored with the replacement character');
 });
 
-test('a write padded with 60,000 DEL characters commits with its record, the text cut and marked', async () => {
-  const [, row] = await rowsOf(s.db, TENANT_A);
-  const sql = `UPDATE conversations SET transcript = 'padded' WHERE id = ${row!.id} -- ${DELS}`;
-  const r = await query(writer, sql);
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  assert.equal((await rowsOf(s.db, TENANT_A)).find((x) => x.id === row!.id)?.transcript, 'padded');
-  const record = await recordOf(r.id);
-  assert.equal(record?.verdict, 'ok');
-  assert.ok(sql.startsWith(record.statement.split('\n/* tenantfence')[0]), 'a prefix of the statement');
-  assert.match(record.statement, /\/\* tenantfence: statement cut here for the audit log; 60\d{3} characters in all \*\/$/);
+test('a write padded with 60,000 DEL characters commits with its record, which keeps the SQL that ran', async () => {
+  const rows = await rowsOf(s.db, TENANT_A);
+  // Padding before the SQL once pushed it out of the record (only the head was kept).
+  for (const [i, sql] of [
+    `UPDATE conversations SET transcript = 'padded' WHERE id = ${rows[1]!.id} -- ${DELS}`,
+    `/* ${DELS} */ UPDATE conversations SET transcript = 'padded first' WHERE id = ${rows[2]!.id}`,
+  ].entries()) {
+    const r = await query(writer, sql);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal((await rowsOf(s.db, TENANT_A)).find((x) => x.id === rows[i + 1]!.id)?.transcript, i === 0 ? 'padded' : 'padded first');
+    const record = await recordOf(r.id);
+    assert.equal(record?.verdict, 'ok');
+    const ran = sql.replace(/-- .*$|\/\* .* \*\//s, ' ');
+    assert.equal(record.statement.split('\n/* tenantfence')[0], ran, 'the statement without its comment');
+    assert.match(record.statement, new RegExp(`comments removed for the audit log; 60\\d{3} characters in all, sha256 ${sha256(sql)} \\*/$`));
+  }
   assert.deepEqual(await rowsOf(s.db, TENANT_B), bBefore);
+});
+
+test('a statement too long even without comments keeps its head, its tail and the hash of the whole', async () => {
+  const sql = `SELECT '${DELS.slice(0, 30_000)}' AS a, count(*) AS ran_this, '${DELS.slice(0, 30_000)}' AS b FROM conversations`;
+  const r = await query(reader, sql);
+  assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 200));
+  const record = await recordOf(r.id);
+  const [head, rest] = record.statement.split('\n/* tenantfence: ');
+  assert.ok(sql.startsWith(head) && head.startsWith("SELECT '"));
+  assert.match(rest, new RegExp(`^${sql.length} characters without comments \\(${sql.length} with\\), cut here for the audit log; sha256 of the whole statement ${sha256(sql)} \\*/\n`));
+  assert.ok(sql.endsWith(rest.split('*/\n')[1]!) && rest.endsWith("' AS b FROM conversations"));
 });
 
 test('reads and refusals with the same text are recorded too', async () => {

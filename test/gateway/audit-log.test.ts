@@ -109,3 +109,18 @@ test('redaction: fingerprint-only keeps no statement text', async () => {
   assert.equal(typeof row?.fingerprint, 'string');
   await redacting.close();
 });
+
+test('records that arrive together are committed together, and one refused record does not take the others with it', async () => {
+  const log = new AuditLog({ pool: s.agentPool(), key: s.fence.key, redaction: 'full' });
+  const before = (await auditRows(s.db)).length;
+  const duplicate = randomUUID();
+  await log.append({ requestId: duplicate, tenant: TENANT_A, principal: 'p', fingerprint: null, statement: 'SELECT 0', verdict: 'ok' });
+  const records = Array.from({ length: 40 }, (_, i) => ({
+    requestId: i === 17 ? duplicate : randomUUID(), tenant: TENANT_A, principal: 'p', fingerprint: null, statement: `SELECT ${i}`, verdict: 'ok' as const,
+  }));
+  const settled = await Promise.allSettled(records.map((r) => log.append(r)));
+  assert.deepEqual(settled.map((r, i) => (i === 17 ? r.status === 'rejected' : r.status === 'fulfilled')), records.map(() => true));
+  const rows = await auditRows(s.db);
+  assert.equal(rows.length, before + 1 + 39);
+  for (const r of records.filter((_, i) => i !== 17)) assert.ok(rows.some((row) => row.statement === r.statement), `${r.statement} has no record`);
+});

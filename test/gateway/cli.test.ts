@@ -15,8 +15,8 @@ import { jwt, JWT_SECRET, setUp, type Setup } from './helpers.ts';
 
 let s: Setup;
 let env: Record<string, string>;
-/** A 64 MiB value from allowlisted functions. */
-const BIG = `${'replace('.repeat(8)}'xxxx'${", 'x', 'xxxxxxxx')".repeat(8)}`;
+/** An 8 MiB value from allowlisted functions: over the 4 MiB response cap, under the firewall's 32 MiB value budget. */
+const BIG = `${'replace('.repeat(7)}'xxxx'${", 'x', 'xxxxxxxx')".repeat(7)}`;
 before(async () => {
   s = await setUp();
   env = {

@@ -61,18 +61,26 @@ test('own writes work, with RETURNING', async () => {
   assert.equal((await rowsOf(s.db, TENANT_A)).length, 3);
 });
 
-test("a unique-violation probe on B's key returns no data of B", async () => {
+test("an explicit value for a sequence-filled key is refused: no probe of B's ids, no squatting on B's next ones", async () => {
   const victim = bBefore[0]!;
-  const r = await query(`INSERT INTO conversations (id, tenant_id, agent_id, transcript) VALUES ($1::bigint, $2, gen_random_uuid(), 'probe')`, [victim.id, TENANT_A]);
-  assert.equal(r.status, 400);
-  assert.equal(r.body.error.code, 'TF_CONSTRAINT');
-  assert.equal(r.body.error.sqlstate, '23505');
-  const text = JSON.stringify(r.body);
-  // The violation itself is the known oracle of a global key (the auditor flags it); the reply
-  // must add nothing to it: no DETAIL with the key, no tenant, no row.
-  assert.ok(!text.includes('Key ('), text);
-  assert.ok(!text.includes(`(${victim.id})`), text);
-  assert.ok(!text.includes(TENANT_B) && !text.includes(victim.transcript), text);
+  const next = BigInt(bBefore[bBefore.length - 1]!.id) + 10n;
+  for (const [sql, params] of [
+    [`INSERT INTO conversations (id, tenant_id, agent_id, transcript) VALUES ($1::bigint, $2, gen_random_uuid(), 'probe')`, [victim.id, TENANT_A]],
+    [`INSERT INTO conversations (id, tenant_id, agent_id, transcript) VALUES ($1::bigint, $2, gen_random_uuid(), 'squat')`, [String(next), TENANT_A]],
+    [`INSERT INTO conversations VALUES ($1::bigint, $2, gen_random_uuid(), 'no column list')`, [String(next), TENANT_A]],
+    [`INSERT INTO conversations (tenant_id, agent_id) VALUES ($1, gen_random_uuid()) ON CONFLICT (id) DO UPDATE SET id = $2::bigint`, [TENANT_A, String(next)]],
+    [`UPDATE conversations SET id = $1::bigint`, [String(next)]],
+  ] as const) {
+    const r = await query(sql, [...params]);
+    assert.equal(r.status, 422, `${sql}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error.code, 'TF_SQL_REJECTED');
+    assert.match(r.body.error.message, /filled from a sequence|must list its columns/);
+  }
+  const { rows } = await s.db.admin.query('SELECT count(*)::int AS n FROM conversations WHERE id IN ($1, $2)', [victim.id, String(next)]);
+  assert.equal(rows[0].n, 1, "only B's own row holds those ids");
+  const ok = await query(`INSERT INTO conversations (tenant_id, agent_id, transcript) VALUES ($1, gen_random_uuid(), 'numbered by the sequence') RETURNING transcript`, [TENANT_A]);
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  await s.db.admin.query("DELETE FROM conversations WHERE transcript = 'numbered by the sequence'");
   await assertBUntouched();
 });
 

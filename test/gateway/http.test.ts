@@ -26,8 +26,10 @@ after(async () => {
   await s.db.drop();
 });
 
-async function query(body: unknown, token: string | null = tokenA, init: RequestInit = {}) {
-  const res = await app.request('/v1/query', {
+const METRICS_TOKEN = 'metrics-token-of-the-scraper';
+
+async function query(body: unknown, token: string | null = tokenA, init: RequestInit = {}, gateway: GatewayApp = app) {
+  const res = await gateway.request('/v1/query', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -246,10 +248,21 @@ test('the database down: /v1/schema and /healthz answer 503, not 500', async () 
   }
 });
 
-test('healthz and metrics', async () => {
+test('healthz, and metrics only for the metrics token', async () => {
   const h = await app.request('/healthz');
   assert.equal(h.status, 200);
-  const m = await app.request('/metrics');
+  // Without a metrics token the agent listener has no /metrics: every tenant's volume is not theirs to read.
+  assert.equal((await app.request('/metrics')).status, 404);
+  const scraped = createGateway({ pool: s.agentPool(), key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, metricsToken: METRICS_TOKEN });
+  try {
+    assert.equal((await scraped.request('/metrics')).status, 401);
+    assert.equal((await scraped.request('/metrics', { headers: { Authorization: `Bearer ${tokenA}` } })).status, 401, "a tenant's JWT is not the metrics token");
+    await query({ sql: 'SELECT 1' }, tokenA, {}, scraped);
+    await query({ sql: 'SELECT 1' }, null, {}, scraped);
+  } finally {
+    await scraped.close();
+  }
+  const m = await scraped.request('/metrics', { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } });
   assert.equal(m.status, 200);
   const text = await m.text();
   assert.match(text, /tenantfence_gateway_requests_total\{route="\/v1\/query",status="200"\} \d+/);

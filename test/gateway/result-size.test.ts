@@ -23,7 +23,8 @@ const BIG = `${"replace(".repeat(8)}'xxxx'${", 'x', 'xxxxxxxx')".repeat(8)}`;
 
 before(async () => {
   s = await setUp({ agentWrite: true });
-  const options = { key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, maxResponseBytes: CAP, statementTimeoutMs: 20_000 };
+  // The firewall's value budget (32 MiB) would refuse BIG; this file tests the gateway's own guard.
+  const options = { key: s.fence.key, auth: { jwtSecret: JWT_SECRET }, maxResponseBytes: CAP, statementTimeoutMs: 20_000, maxValueBytes: 256 << 20 };
   reader = createGateway({ ...options, pool: s.agentPool({ max: 1 }), auditPool: s.agentPool() });
   writer = createGateway({ ...options, pool: s.agentPool({ max: 1 }), auditPool: s.agentPool(), mode: 'write' });
   token = await jwt({ tenant_id: TENANT_A, sub: 'big' }, { expiresIn: '5m' });

@@ -12,7 +12,7 @@ import { createTestDatabase } from '../support/db.ts';
 
 const root = resolve('.');
 
-test('npm pack ships dist, bin, docs, README, LICENSE, CHANGELOG and the audit rules, and nothing else', () => {
+test('npm pack ships dist, bin, docs, README, LICENSE, CHANGELOG, the audit rules and the red-team corpus, and nothing else', () => {
   // --ignore-scripts: packing must not rebuild dist under the other test files that read it.
   const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
@@ -22,7 +22,8 @@ test('npm pack ships dist, bin, docs, README, LICENSE, CHANGELOG and the audit r
   }
   for (const doc of readdirSync('docs')) assert.ok(files.includes(`docs/${doc}`), `docs/${doc} is missing`);
   for (const rule of readdirSync('src/audit/rules')) assert.ok(files.includes(`dist/audit/rules/${rule}`), `audit rule file ${rule} is missing`);
-  const unexpected = files.filter((f) => !/^(dist\/.*\.(js|d\.ts|sql|md)|docs\/[^/]+\.md|bin\/tenantfence\.js|README\.md|LICENSE|CHANGELOG\.md|package\.json)$/.test(f));
+  for (const corpus of readdirSync('src/redteam/corpus')) assert.ok(files.includes(`dist/redteam/corpus/${corpus}`), `red-team corpus file ${corpus} is missing`);
+  const unexpected = files.filter((f) => !/^(dist\/.*\.(js|d\.ts|sql|md)|dist\/redteam\/corpus\/[^/]+\.jsonl|docs\/[^/]+\.md|bin\/tenantfence\.js|README\.md|LICENSE|CHANGELOG\.md|package\.json)$/.test(f));
   assert.deepEqual(unexpected, []);
   assert.ok(!files.some((f) => /(^|\/)(test|bench|src|scratch|node_modules)\//.test(f) || f.endsWith('.map') || f.endsWith('.ts') && !f.endsWith('.d.ts')));
   assert.match(readFileSync('LICENSE', 'utf8'), /Apache License\s+Version 2\.0/);

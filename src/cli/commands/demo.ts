@@ -129,7 +129,8 @@ export async function demo(options: { url: string | undefined }): Promise<DemoRe
   }
 }
 
-function defaultUrl(client: pg.Client): string {
+/** The `postgres` database on the server `client` is connected to, as the same user. */
+export function defaultUrl(client: pg.Client): string {
   return `postgres://${encodeURIComponent(client.user ?? 'postgres')}@${client.host}:${client.port}/postgres`;
 }
 
@@ -141,7 +142,15 @@ async function setUpTables(db: pg.Client, roles: Record<'owner' | 'app' | 'agent
   for (const role of [roles.app, roles.agent]) await db.query(`ALTER ROLE ${ident(role)} PASSWORD ${literal(password)}`);
   await db.query(SEED_TABLE);
   await db.query(`ALTER TABLE conversations OWNER TO ${ident(roles.owner)}`);
-  // The seed's recipe, verbatim: its role, its GUC policy, its grants, in schema "naive".
+  await installSeedRecipe(db, roles, password);
+}
+
+/**
+ * The seed's recipe, verbatim: its role, its GUC policy, its index and grants, on a copy of the
+ * seed's table in schema "naive" owned by `roles.owner` (which must exist). `tenantfence bench`
+ * measures the same recipe.
+ */
+export async function installSeedRecipe(db: pg.Client, roles: { readonly owner: string; readonly naive: string }, password: string): Promise<void> {
   await db.query(`CREATE ROLE ${ident(roles.naive)} NOINHERIT LOGIN PASSWORD ${literal(password)}`);
   await db.query(`CREATE SCHEMA naive AUTHORIZATION ${ident(roles.owner)}`);
   await db.query(`${SEED_TABLE.replace('conversations', 'naive.conversations')}`);
@@ -153,8 +162,8 @@ async function setUpTables(db: pg.Client, roles: Record<'owner' | 'app' | 'agent
   await db.query(`ALTER ROLE ${ident(roles.naive)} SET search_path = naive`);
 }
 
-/** The seed recipe's policy on a GUC, verbatim. */
-async function protectNaive(db: pg.Client): Promise<void> {
+/** The seed recipe's policy on a GUC, verbatim (after the rows: the admin may be no superuser). */
+export async function protectNaive(db: pg.Client): Promise<void> {
   await db.query(`ALTER TABLE naive.conversations ENABLE ROW LEVEL SECURITY`);
   await db.query(`ALTER TABLE naive.conversations FORCE ROW LEVEL SECURITY`);
   await db.query(`CREATE POLICY tenant_isolation ON naive.conversations

@@ -6,7 +6,7 @@ import { TenantfenceError, ErrorCodes } from '../../errors.ts';
 import { createMcpApp, serveMcpStdio } from '../../gateway/mcp.ts';
 import { optionsFromEnv } from '../../gateway/options.ts';
 import { GatewayService } from '../../gateway/service.ts';
-import { listenOn, startFailure, type GatewayCommandOptions, type RunningServer } from './serve.ts';
+import { envOverrides, listenOn, startFailure, type GatewayCommandOptions, type RunningServer } from './serve.ts';
 
 export interface McpOptions extends GatewayCommandOptions {
   /** Serve Streamable HTTP instead of stdio. */
@@ -25,7 +25,7 @@ export async function mcp(options: McpOptions = {}): Promise<RunningMcp> {
   if (!options.http && !token) {
     throw new TenantfenceError(ErrorCodes.USAGE, 'The stdio MCP server serves one tenant: pass --token <JWT> or set TENANTFENCE_TOKEN (or use --http for per-request tokens).');
   }
-  const fromEnv = optionsFromEnv(env, options.agentRole ? { agentRole: options.agentRole } : {});
+  const fromEnv = optionsFromEnv(env, envOverrides(options));
   const service = new GatewayService({ ...fromEnv, ...options.gateway, mode: options.write ? 'write' : 'read' });
   try {
     await service.start();

@@ -15,6 +15,8 @@ export interface GatewayCommandOptions {
   /** Allow single INSERT/UPDATE/DELETE (default: read-only). */
   readonly write?: boolean;
   readonly agentRole?: string;
+  /** Relations the agent may query besides the protected ones (`--expose`). */
+  readonly expose?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
   /** Options that override the environment (embedding, tests). */
   readonly gateway?: Partial<GatewayOptions>;
@@ -31,7 +33,7 @@ export async function serve(options: ServeOptions = {}): Promise<RunningServer> 
   const port = options.port ?? 8787;
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new TenantfenceError(ErrorCodes.USAGE, '--port must be a port number (0-65535).');
   const host = options.host ?? '127.0.0.1';
-  const fromEnv = optionsFromEnv(options.env ?? process.env, options.agentRole ? { agentRole: options.agentRole } : {});
+  const fromEnv = optionsFromEnv(options.env ?? process.env, envOverrides(options));
   const app = createGateway({ ...fromEnv, ...options.gateway, mode: options.write ? 'write' : 'read' });
   try {
     await app.service.start();
@@ -58,6 +60,11 @@ export function startFailure(what: string, error: unknown): TenantfenceError {
   }
   const mapped = toTenantfenceError(error);
   return new TenantfenceError(mapped.code, `${what} could not start (${mapped.message.replace(/\.$/, '')}); check that \`tenantfence init\` ran on this database.`, { cause: error });
+}
+
+/** The flags that stand in for environment variables. */
+export function envOverrides(options: GatewayCommandOptions): { agentRole?: string; expose?: readonly string[] } {
+  return { ...(options.agentRole ? { agentRole: options.agentRole } : {}), ...(options.expose ? { expose: options.expose } : {}) };
 }
 
 /** Starts a Node HTTP server for a fetch handler; shared with `tenantfence mcp --http`. */
