@@ -9,7 +9,7 @@
  */
 import { Hono, type Context } from 'hono';
 import { ErrorCodes, isTenantfenceError } from '../errors.ts';
-import { bearerToken, type Principal } from './auth.ts';
+import { bearerToken, type Principal } from '../auth/index.ts';
 import { errorBody, GatewayService, type ErrorResponse, type Reply } from './service.ts';
 import type { GatewayOptions } from './options.ts';
 import { mountProbes } from './probes.ts';

@@ -22,7 +22,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { ErrorCodes, isTenantfenceError } from '../errors.ts';
 import { parseTableName } from '../sql/quote.ts';
-import { bearerToken, type Principal } from './auth.ts';
+import { bearerToken, type Principal } from '../auth/index.ts';
 import { errorBody, type GatewayService, type Reply, type QueryResponse } from './service.ts';
 import { mountProbes } from './probes.ts';
 import type { SchemaTable } from './schema.ts';

@@ -7,7 +7,7 @@ import { TenantfenceError, ErrorCodes } from '../errors.ts';
 import { parseSecret, type SigningKey } from '../context/token.ts';
 import { DEFAULT_AGENT_ROLE } from '../sql/roles.ts';
 import { urlForRole, validateUrl } from '../embedded/database.ts';
-import type { AuthOptions } from './auth.ts';
+import { authOptionsFromEnv, type AuthOptions } from '../auth/index.ts';
 import type { AuditRedaction } from './audit-log.ts';
 import type { ExecutorMode } from './executor.ts';
 import type { LimitOptions } from './limits.ts';
@@ -125,13 +125,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv, overrides: { agentRole?: 
   const dbUrl = env.DATABASE_URL;
   const agentUrl = env.TENANTFENCE_AGENT_DATABASE_URL || (dbUrl ? urlForRole(validateUrl(dbUrl), overrides.agentRole ?? DEFAULT_AGENT_ROLE) : undefined);
   const redaction = env.TENANTFENCE_AUDIT_STATEMENTS as AuditRedaction | undefined;
-  const auth: AuthOptions = {
-    ...(env.TENANTFENCE_JWT_SECRET ? { jwtSecret: env.TENANTFENCE_JWT_SECRET } : {}),
-    ...(env.TENANTFENCE_JWKS_URL ? { jwksUrl: env.TENANTFENCE_JWKS_URL } : {}),
-    ...(env.TENANTFENCE_TENANT_CLAIM ? { tenantClaim: env.TENANTFENCE_TENANT_CLAIM } : {}),
-    ...(env.TENANTFENCE_JWT_ISSUER ? { issuer: env.TENANTFENCE_JWT_ISSUER } : {}),
-    ...(env.TENANTFENCE_JWT_AUDIENCE ? { audience: env.TENANTFENCE_JWT_AUDIENCE } : {}),
-  };
+  const auth = authOptionsFromEnv(env);
   const num = (name: string) => (env[name] ? Number(env[name]) : undefined);
   return {
     key: parseSecret(env.TENANTFENCE_SECRET),

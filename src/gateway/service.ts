@@ -12,7 +12,7 @@ import { randomUUID, createHash } from 'node:crypto';
 import type pg from 'pg';
 import { TenantfenceError, ErrorCodes, type ErrorCode } from '../errors.ts';
 import { AuditLog, type AuditRecord } from './audit-log.ts';
-import { createAuthenticator, type Authenticator, type Principal } from './auth.ts';
+import { createAuthenticator, type Authenticator, type Principal } from '../auth/index.ts';
 import { describeFailure } from './db-errors.ts';
 import { Executor, explainText, type ExecuteResult } from './executor.ts';
 import { checkExplain, checkSql, loadFirewall, type FirewallOptions } from './firewall.ts';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { createAuthenticator, bearerToken } from '../../src/gateway/auth.ts';
+import { createAuthenticator, bearerToken } from '../../src/auth/index.ts';
 import { GatewayService } from '../../src/gateway/service.ts';
 import { generateKey } from '../../src/context/token.ts';
 import { jwt, JWT_SECRET } from './helpers.ts';

@@ -1,12 +1,14 @@
 /**
- * Who is asking (issue 3, item 1, "Auth"): `Authorization: Bearer <JWT>` verified with `jose`,
- * HS256 with a shared secret or any asymmetric algorithm through a JWKS URL. The tenant is a claim
- * (`tenant_id` unless configured), `sub` is the principal written to the audit log. Every failure
- * is one TF_UNAUTHENTICATED error; the caller answers 401 and runs nothing.
+ * Who is asking: a JWT verified with `jose`, HS256 with a shared secret or any asymmetric
+ * algorithm through a JWKS. The tenant is a claim (`tenant_id` unless configured, see
+ * claim-path.ts), `sub` is the principal. Every failure is one TF_UNAUTHENTICATED error; the
+ * caller answers 401 and runs nothing. The gateway (HTTP and MCP) and the HTTP middleware all
+ * verify through this one function.
  */
 import { createRemoteJWKSet, jwtVerify, errors, type JWTVerifyGetKey } from 'jose';
 import { TenantfenceError, ErrorCodes } from '../errors.ts';
 import { isTenantId } from '../context/tenant-id.ts';
+import { parseClaimPath, readClaim } from './claim-path.ts';
 
 export interface AuthOptions {
   /** HS256 secret (TENANTFENCE_JWT_SECRET), at least 32 bytes. */
@@ -15,7 +17,11 @@ export interface AuthOptions {
   readonly jwksUrl?: string;
   /** A key resolver instead of a URL (tests, or keys held in process). */
   readonly jwks?: JWTVerifyGetKey;
-  /** The claim that carries the tenant id (default `tenant_id`). */
+  /**
+   * The claim that carries the tenant id (default `tenant_id`): a top-level claim name, taken
+   * verbatim (`https://example.com/tenant` is one name), or a JSON Pointer (RFC 6901) into nested
+   * claims when it starts with `/` (`/app_metadata/tenant_id`).
+   */
   readonly tenantClaim?: string;
   readonly issuer?: string;
   readonly audience?: string;
@@ -42,13 +48,15 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
     throw new TenantfenceError(ErrorCodes.USAGE, 'Configure exactly one JWT key source: TENANTFENCE_JWT_SECRET (HS256) or TENANTFENCE_JWKS_URL.');
   }
   const claim = options.tenantClaim ?? 'tenant_id';
-  if (!/^[A-Za-z0-9_:./-]{1,128}$/.test(claim)) {
-    throw new TenantfenceError(ErrorCodes.USAGE, 'The tenant claim name must be 1-128 letters, digits or _:./- characters.');
+  const path = parseClaimPath(claim);
+  const tolerance = options.clockToleranceSeconds ?? 5;
+  if (!Number.isFinite(tolerance) || tolerance < 0 || tolerance > 300) {
+    throw new TenantfenceError(ErrorCodes.USAGE, 'The JWT clock tolerance must be 0 to 300 seconds.');
   }
   let verify: (jwt: string) => Promise<Record<string, unknown>>;
   const claims = {
     requiredClaims: ['exp'],
-    clockTolerance: options.clockToleranceSeconds ?? 5,
+    clockTolerance: tolerance,
     ...(options.issuer ? { issuer: options.issuer } : {}),
     ...(options.audience ? { audience: options.audience } : {}),
   };
@@ -91,9 +99,9 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
       payload = await verify(token);
     } catch (error) {
       if (error instanceof errors.JWTExpired) throw unauthenticated('The bearer token has expired; get a new one and retry.');
-      throw unauthenticated('The bearer token is not valid for this gateway; send a JWT signed with its key, with an "exp" claim.');
+      throw unauthenticated('The bearer token is not valid here; send a JWT signed with the configured key, with an "exp" claim.');
     }
-    const tenant = payload[claim];
+    const tenant = readClaim(payload, path);
     if (!isTenantId(tenant)) {
       throw unauthenticated(`The bearer token has no valid "${claim}" claim; it must name the tenant (letters, digits, "-" or "_").`);
     }
@@ -111,6 +119,6 @@ export function bearerToken(header: string | undefined | null): string | undefin
   return m?.[1];
 }
 
-function unauthenticated(message: string): TenantfenceError {
+export function unauthenticated(message: string): TenantfenceError {
   return new TenantfenceError(ErrorCodes.UNAUTHENTICATED, message);
 }
