@@ -55,6 +55,8 @@ export const ErrorCodes = {
   INTERNAL: 'TF_INTERNAL',
   /** The database sent one row (or message) larger than the gateway's response cap. */
   RESULT_TOO_LARGE: 'TF_RESULT_TOO_LARGE',
+  /** `protect` found permissive policies of someone else's on a table (they widen the tenant policy). */
+  POLICY_CONFLICT: 'TF_POLICY_CONFLICT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -59,13 +59,27 @@ REPLICATION, owns a protected table, or can SET ROLE to a role that does or that
   },
   protect: {
     summary: 'enable + force RLS with a tenant policy, index and grants on tables',
-    usage: `tenantfence protect <table>... [--tenant-column tenant_id] [--app-role NAME] [--agent-role NAME] [--agent-write] [--print] [--database-url URL]
+    usage: `tenantfence protect <table>... [--tenant-column tenant_id] [--app-role NAME] [--agent-role NAME] [--agent-write]
+       [--replace-policies] [--default-tenant] [--print] [--database-url URL]
 
 For each table: ENABLE and FORCE ROW LEVEL SECURITY, one policy (USING and WITH CHECK) comparing
 the tenant column with the verified tenant cast to the column's type, an index leading with the
 tenant column when none exists, and grants (app: SELECT/INSERT/UPDATE/DELETE; agent: SELECT, or
-all four with --agent-write; never TRUNCATE, REFERENCES or TRIGGER). Idempotent; one transaction.`,
-    options: { ...dbOption, ...roleOptions, 'tenant-column': { type: 'string' }, 'agent-write': { type: 'boolean' }, print: { type: 'boolean' } },
+all four with --agent-write; never TRUNCATE, REFERENCES or TRIGGER). Idempotent; one transaction.
+protect owns a table's permissive policies: PostgreSQL ORs them, so any other one widens the
+tenant policy. It refuses (exit 2) a table that has others, naming each, unless:
+  --replace-policies  drop the table's other permissive policies (restrictive ones stay)
+  --default-tenant    make the tenant column's DEFAULT the verified tenant: INSERTs need not name it
+  --print             print the SQL instead of running it (works before init; says what it needs)`,
+    options: {
+      ...dbOption,
+      ...roleOptions,
+      'tenant-column': { type: 'string' },
+      'agent-write': { type: 'boolean' },
+      'replace-policies': { type: 'boolean' },
+      'default-tenant': { type: 'boolean' },
+      print: { type: 'boolean' },
+    },
     run: (v, positionals, io) =>
       withDb(v, io, async (db) => {
         const result = await protect({
@@ -75,6 +89,8 @@ all four with --agent-write; never TRUNCATE, REFERENCES or TRIGGER). Idempotent;
           appRole: str(v['app-role']),
           agentRole: str(v['agent-role']),
           agentWrite: Boolean(v['agent-write']),
+          replacePolicies: Boolean(v['replace-policies']),
+          defaultTenant: Boolean(v['default-tenant']),
           print: Boolean(v.print),
         });
         if (v.print) io.out(result.sql);
