@@ -8,6 +8,12 @@ import { createHash } from 'node:crypto';
 export const LEVELS = ['error', 'warn', 'info'] as const;
 export type Level = (typeof LEVELS)[number];
 export type Category = 'security' | 'performance';
+/**
+ * `role`: the rule judges the app and agent roles themselves (attributes, memberships, what they
+ * own or may read); `tenantfence init` refuses roles such a rule reports as an error. `table`: the
+ * rest (the default).
+ */
+export type Scope = 'table' | 'role';
 
 export interface Rule {
   /** Stable id: CI configs and baselines name it, so it never changes. */
@@ -15,6 +21,7 @@ export interface Rule {
   readonly title: string;
   readonly level: Level;
   readonly category: Category;
+  readonly scope: Scope;
   /** The Markdown body of `rules/<id>.md` (why it matters, how to fix). */
   readonly doc: string;
   /** The rule's query; it may use the CTEs of `prelude.sql`. */

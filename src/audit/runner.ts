@@ -80,48 +80,57 @@ export async function runAudit(db: AuditConnection, options: AuditOptions): Prom
   if (isPool(db)) {
     throw new TenantfenceError(ErrorCodes.USAGE, 'runAudit needs one connection, not a pool; pass `await pool.connect()` and release it afterwards.');
   }
-  const rules = options.rules ?? loadRules();
-  const params = [[...options.schemas], options.tenantColumn, options.appRole, options.agentRole];
   await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
-    await db.query('SET LOCAL search_path = pg_catalog, pg_temp');
-    // The expression analysis makes the planner's row estimates (and costs) huge, which switches
-    // JIT compilation on: about a second per rule spent compiling queries over a few catalog rows.
-    await db.query('SET LOCAL jit = off');
-    // The prelude marks where tenantfence's policy goes in a remediation; the nonce makes the
-    // marks unforgeable by names in the database (resolveMarkers).
-    const nonce = randomBytes(12).toString('hex');
-    await db.query(`SELECT pg_catalog.set_config('tenantfence.audit_nonce', $1, true)`, [nonce]);
-    const findings: Finding[] = [];
-    for (const rule of rules) {
-      const started = performance.now();
-      const { rows } = await db.query<RuleRow>(ruleQuery(rule.sql), params).catch((error: unknown) => {
-        throw ruleFailed(rule.id, error);
-      });
-      options.onRule?.(rule.id, performance.now() - started);
-      for (const row of rows) {
-        findings.push({
-          rule: rule.id,
-          title: rule.title,
-          level: rule.level,
-          category: rule.category,
-          object: row.object,
-          detail: row.detail,
-          remediation: row.remediation,
-          fingerprint: fingerprint(rule.id, row.object, row.key ?? ''),
-        });
-      }
-    }
-    const resolved = await resolveMarkers(db, findings, nonce, options.tenantColumn);
-    const tables = await inventory(db, params);
-    const notes = await notesFor(db, options, tables);
-    const server = await serverVersion(db);
+    const report = await auditInTransaction(db, options);
     await db.query('COMMIT');
-    return { rules, findings: resolved.sort(compareFindings), tables, notes, server };
+    return report;
   } catch (error) {
     await db.query('ROLLBACK').catch(() => undefined);
     throw toTenantfenceError(error);
   }
+}
+
+/**
+ * The audit inside a transaction the caller opened: `init` checks the roles it has just set up
+ * before it commits (src/audit/roles.ts). Its settings are SET LOCAL: they end with that transaction.
+ */
+export async function auditInTransaction(db: AuditConnection, options: AuditOptions): Promise<AuditReport> {
+  const rules = options.rules ?? loadRules();
+  const params = [[...options.schemas], options.tenantColumn, options.appRole, options.agentRole];
+  await db.query('SET LOCAL search_path = pg_catalog, pg_temp');
+  // The expression analysis makes the planner's row estimates (and costs) huge, which switches
+  // JIT compilation on: about a second per rule spent compiling queries over a few catalog rows.
+  await db.query('SET LOCAL jit = off');
+  // The prelude marks where tenantfence's policy goes in a remediation; the nonce makes the
+  // marks unforgeable by names in the database (resolveMarkers).
+  const nonce = randomBytes(12).toString('hex');
+  await db.query(`SELECT pg_catalog.set_config('tenantfence.audit_nonce', $1, true)`, [nonce]);
+  const findings: Finding[] = [];
+  for (const rule of rules) {
+    const started = performance.now();
+    const { rows } = await db.query<RuleRow>(ruleQuery(rule.sql), params).catch((error: unknown) => {
+      throw ruleFailed(rule.id, error);
+    });
+    options.onRule?.(rule.id, performance.now() - started);
+    for (const row of rows) {
+      findings.push({
+        rule: rule.id,
+        title: rule.title,
+        level: rule.level,
+        category: rule.category,
+        object: row.object,
+        detail: row.detail,
+        remediation: row.remediation,
+        fingerprint: fingerprint(rule.id, row.object, row.key ?? ''),
+      });
+    }
+  }
+  const resolved = await resolveMarkers(db, findings, nonce, options.tenantColumn);
+  const tables = await inventory(db, params);
+  const notes = await notesFor(db, options, tables);
+  const server = await serverVersion(db);
+  return { rules, findings: resolved.sort(compareFindings), tables, notes, server };
 }
 
 /**

@@ -26,8 +26,10 @@ Installs: the NOLOGIN owner role tenantfence_owner, the app role (default tenant
 the agent role (default tenantfence_agent, LOGIN, no TEMP, no CREATE), the schema tenantfence,
 the owner-only key table and tenantfence.current_tenant(). Idempotent; one transaction.
 The signing key comes from TENANTFENCE_SECRET; when unset and no key is stored, init generates
-one and prints it once. Refuses (exit 2) an app role that is superuser, BYPASSRLS, CREATEROLE or
-REPLICATION, owns a protected table, or can SET ROLE to a role that does or that reads the key.
+one and prints it once. Refuses (exit 2, nothing applied) roles that the audit's role rules
+(tenantfence audit, docs/audit.md) report as an error once the plan is applied: an app role that is
+superuser or BYPASSRLS, owns a tenant table, reads the key or other sessions, or can SET ROLE to such
+a role; an agent role that can reach one or holds more than tenant rows (its own attributes init corrects).
   --app-temp       let the app role create temporary tables (off: a temp view can shadow a table)
   --print          print the SQL instead of running it (the key insert is never printed)`,
     options: { ...dbOption, ...roleOptions, 'agent-nologin': { type: 'boolean' }, 'app-temp': { type: 'boolean' }, print: { type: 'boolean' } },

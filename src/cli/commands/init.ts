@@ -2,9 +2,10 @@ import { TenantfenceError, ErrorCodes } from '../../errors.ts';
 import { formatSecret, generateKey, parseSecret, type SigningKey } from '../../context/token.ts';
 import { planInit } from '../../sql/init.ts';
 import { addKeyStatement, storedKey } from '../../sql/keys.ts';
-import { applyInTransaction } from '../../sql/apply.ts';
+import { toTenantfenceError } from '../../sql/apply.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
-import { fenceViolations } from '../../sql/fenced-roles.ts';
+import { roleErrors } from '../../audit/roles.ts';
+import type { Finding } from '../../audit/finding.ts';
 import { printStatements, type Statement } from '../../sql/statement.ts';
 import type { Queryable } from '../../sql/queryable.ts';
 
@@ -36,7 +37,6 @@ export async function init(options: InitOptions): Promise<InitResult> {
   if (roles.app === roles.agent) {
     throw new TenantfenceError(ErrorCodes.USAGE, 'The app role and the agent role must be different roles; pass distinct --app-role and --agent-role.');
   }
-  await refuseUnfitRoles(options.db, roles);
   const statements: Statement[] = planInit({ roles, agentLogin: options.agentLogin ?? true, appTemp: options.appTemp ?? false });
 
   let key: SigningKey | undefined;
@@ -51,32 +51,56 @@ export async function init(options: InitOptions): Promise<InitResult> {
       // Every token signed with it would verify to no tenant: the app would see nothing at all.
       throw new TenantfenceError(ErrorCodes.NO_SECRET, `Key ${key.kid} in TENANTFENCE_SECRET is retired; set TENANTFENCE_SECRET to an active key (tenantfence keys list, keys rotate).`);
     }
-  } else if (!(await hasActiveKey(options.db))) {
+  } else if (!options.print && !(await hasActiveKey(options.db))) {
+    // A key generated for --print would be shown nowhere: the printed SQL says how to add one.
     key = generateKey();
     generated = formatSecret(key);
   }
   if (key) statements.push(addKeyStatement(key));
 
-  const sql = printStatements(statements);
-  if (options.print) return { roles, sql, applied: false, keyId: key?.kid, generatedSecret: undefined };
-  await applyInTransaction(options.db, statements);
+  let sql = printStatements(statements);
+  if (options.print) {
+    const rehearsal = await applyChecked(options.db, statements, roles, 'ROLLBACK').then(() => undefined, (error: unknown) => {
+      if ((error as TenantfenceError).code === ErrorCodes.UNSAFE_ROLE) throw error;
+      return toTenantfenceError(error).message;
+    });
+    sql = (rehearsal ? `-- Not rehearsed on this database (${rehearsal}); run \`tenantfence audit\` after applying it.\n\n` : '') + sql;
+    sql += key
+      ? `\n-- Next: store key ${key.kid} (not printed): after applying this SQL, run \`tenantfence init\` once with TENANTFENCE_SECRET set; it finds everything else in place.\n`
+      : (await hasActiveKey(options.db)) ? ''
+      : `\n-- Next: this SQL stores no signing key. After applying it, run \`tenantfence keys rotate\` against the database: it stores a new key and prints TENANTFENCE_SECRET once.\n`;
+    return { roles, sql, applied: false, keyId: key?.kid, generatedSecret: undefined };
+  }
+  await applyChecked(options.db, statements, roles, 'COMMIT');
   return { roles, sql, applied: true, keyId: key?.kid, generatedSecret: generated };
 }
 
 /**
- * Issue 2: init refuses an app role that could skip or switch off a policy or read the key, and
- * an agent role that could reach such a role (its own attributes init corrects).
+ * Runs the plan in one transaction, then the audit's role rules on the result (src/audit/roles.ts):
+ * any error they report about the app or agent role rolls everything back and refuses. `end` is
+ * COMMIT, or ROLLBACK for --print's rehearsal.
  */
-async function refuseUnfitRoles(db: Queryable, roles: Roles): Promise<void> {
-  for (const [role, which] of [[roles.app, 'app'], [roles.agent, 'agent']] as const) {
-    const problem = (await fenceViolations(db, role)).find((v) => which === 'app' || v.kind === 'reach');
-    if (problem) {
-      throw new TenantfenceError(
-        ErrorCodes.UNSAFE_ROLE,
-        `The ${which} role ${role} ${problem.reason}, so it could get around row level security; use another --${which}-role or remove that.`,
-      );
-    }
+async function applyChecked(db: Queryable, statements: readonly Statement[], roles: Roles, end: 'COMMIT' | 'ROLLBACK'): Promise<void> {
+  await db.query('BEGIN');
+  try {
+    for (const s of statements) await db.query(s.text, s.values as unknown[] | undefined);
+    const problems = await roleErrors(db, roles);
+    if (problems.length > 0) throw unsafeRole(problems);
+    await db.query(end);
+  } catch (error) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw toTenantfenceError(error);
   }
+}
+
+function unsafeRole(problems: readonly Finding[]): TenantfenceError {
+  const first = problems[0]!;
+  const more = problems.length > 1 ? ` (${problems.length - 1} more; \`tenantfence audit\` lists them)` : '';
+  const fix = first.remediation ? ` Fix: ${first.remediation.split('\n')[0]}` : '';
+  return new TenantfenceError(
+    ErrorCodes.UNSAFE_ROLE,
+    `init refuses these roles, as audit rule ${first.rule} reports: ${first.detail}${fix}${more}`,
+  );
 }
 
 async function keysTableExists(db: Queryable): Promise<boolean> {

@@ -1,0 +1,26 @@
+/**
+ * The audit's role rules as `tenantfence init` enforces them (issue 9 item 4, issue 11 item 3):
+ * init refuses exactly what the audit reports as an error about its app and agent roles, from the
+ * same rule files (front matter `scope: role`), so the two cannot drift. Run inside init's own
+ * transaction after its plan, so what is judged is what init would commit: the agent's attributes
+ * init corrects do not count, the app role's (which init leaves alone) do.
+ */
+import type { Queryable } from '../sql/queryable.ts';
+import { SCHEMA, type Roles } from '../sql/roles.ts';
+import type { Finding } from './finding.ts';
+import { loadRules } from './registry.ts';
+import { auditInTransaction } from './runner.ts';
+
+/**
+ * Tables the roles own count in every schema, not only the ones an audit is pointed at; but
+ * tenantfence's own (its owner role is judged by signing-key-exposed, through the key table).
+ */
+const USER_SCHEMAS = `SELECT coalesce(array_agg(nspname::text ORDER BY nspname), '{}') AS schemas FROM pg_catalog.pg_namespace
+  WHERE nspname NOT IN ('pg_catalog', 'information_schema', $1) AND nspname !~ '^pg_(toast|temp_|toast_temp_)'`;
+
+export async function roleErrors(db: Queryable, roles: Roles, tenantColumn = 'tenant_id'): Promise<Finding[]> {
+  const { rows } = await db.query<{ schemas: string[] }>(USER_SCHEMAS, [SCHEMA]);
+  const rules = loadRules().filter((r) => r.scope === 'role' && r.level === 'error');
+  const report = await auditInTransaction(db, { schemas: rows[0]!.schemas, tenantColumn, appRole: roles.app, agentRole: roles.agent, rules });
+  return [...report.findings];
+}
