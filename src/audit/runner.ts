@@ -119,6 +119,7 @@ export async function auditInTransaction(db: AuditConnection, options: AuditOpti
         title: rule.title,
         level: rule.level,
         category: rule.category,
+        exposes: rule.exposes,
         object: row.object,
         detail: row.detail,
         remediation: row.remediation,
