@@ -10,7 +10,8 @@ params AS (
 ),
 -- tenantfence's own names (src/sql/roles.ts; a test keeps the two in step).
 fence AS (
-  SELECT 'tenantfence'::text AS schema, 'tenantfence_owner'::text AS owner, 'tenantfence_isolation'::text AS policy
+  SELECT 'tenantfence'::text AS schema, 'tenantfence_owner'::text AS owner, 'tenantfence_isolation'::text AS policy,
+         'tenantfence_admin'::text AS admin_role
 ),
 -- The app and agent roles, when they exist: the roles that must stay inside the fence.
 fenced AS (

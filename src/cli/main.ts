@@ -62,7 +62,7 @@ a role; an agent role that can reach one or holds more than tenant rows (its own
   protect: {
     summary: 'enable + force RLS with a tenant policy, index and grants on tables',
     usage: `tenantfence protect <table>... [--tenant-column tenant_id] [--app-role NAME] [--agent-role NAME] [--agent-write]
-       [--replace-policies] [--default-tenant] [--print] [--database-url URL]
+       [--replace-policies] [--default-tenant] [--admin-access] [--print] [--database-url URL]
 
 For each table: ENABLE and FORCE ROW LEVEL SECURITY, one policy (USING and WITH CHECK) comparing
 the tenant column with the verified tenant cast to the column's type, an index leading with the
@@ -72,6 +72,8 @@ protect owns a table's permissive policies: PostgreSQL ORs them, so any other on
 tenant policy. It refuses (exit 2) a table that has others, naming each, unless:
   --replace-policies  drop the table's other permissive policies (restrictive ones stay)
   --default-tenant    make the tenant column's DEFAULT the verified tenant: INSERTs need not name it
+  --admin-access      add the admin policy: members of tenantfence_admin see every tenant, only
+                      inside withAdmin(pool, reason, fn), every use recorded (docs/operations.md)
   --print             print the SQL instead of running it (works before init; says what it needs)`,
     options: {
       ...dbOption,
@@ -80,6 +82,7 @@ tenant policy. It refuses (exit 2) a table that has others, naming each, unless:
       'agent-write': { type: 'boolean' },
       'replace-policies': { type: 'boolean' },
       'default-tenant': { type: 'boolean' },
+      'admin-access': { type: 'boolean' },
       print: { type: 'boolean' },
     },
     run: (v, positionals, io) =>
@@ -93,6 +96,7 @@ tenant policy. It refuses (exit 2) a table that has others, naming each, unless:
           agentWrite: Boolean(v['agent-write']),
           replacePolicies: Boolean(v['replace-policies']),
           defaultTenant: Boolean(v['default-tenant']),
+          adminAccess: Boolean(v['admin-access']),
           print: Boolean(v.print),
         });
         if (v.print) io.out(result.sql);

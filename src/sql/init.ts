@@ -7,6 +7,7 @@ import { ident, literal, qualified } from './quote.ts';
 import { OWNER_ROLE, SCHEMA, type Roles } from './roles.ts';
 import { sql, type Statement } from './statement.ts';
 import { CONTEXT_SETTING } from '../context/token.ts';
+import { planAdmin } from './admin.ts';
 
 const S = ident(SCHEMA);
 const OWNER = ident(OWNER_ROLE);
@@ -125,6 +126,7 @@ export function planInit({ roles, agentLogin, appTemp = false }: InitPlanOptions
   ${appTemp ? `EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO %I', current_database(), ${literal(roles.app)});` : '-- the app role gets no TEMP (init --app-temp grants it)'}
 END $tf$`),
     ...planAuditLog(roles),
+    ...planAdmin(),
   ];
 }
 

@@ -6,7 +6,8 @@
  */
 import { ident, qualified } from './quote.ts';
 import { castTypeSql, tenantDefault, tenantPolicy, type PolicyTarget } from './policy.ts';
-import { POLICY_NAME, type Roles } from './roles.ts';
+import { ADMIN_POLICY, POLICY_NAME, type Roles } from './roles.ts';
+import { adminPolicy } from './admin.ts';
 import { sql, type Statement } from './statement.ts';
 import { TenantfenceError, ErrorCodes } from '../errors.ts';
 import type { Queryable } from './queryable.ts';
@@ -43,6 +44,8 @@ export interface ProtectOptions {
   readonly replacePolicies?: boolean;
   /** Make the tenant column's DEFAULT the verified tenant (writes need not name it). */
   readonly defaultTenant?: boolean;
+  /** Add the admin policy: members of tenantfence_admin, inside withAdmin, see every tenant. */
+  readonly adminAccess?: boolean;
 }
 
 export async function inspectTable(
@@ -80,12 +83,13 @@ export async function inspectTable(
                         'USING (' || pg_get_expr(p.polqual, p.polrelid) || ')',
                         'WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')'))
                         ORDER BY p.polname COLLATE "C")
-                        FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive AND p.polname <> $6), '[]') AS other_policies
+                        FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive AND p.polname <> ALL ($6)), '[]') AS other_policies
        FROM pg_class c
        JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 AND NOT a.attisdropped AND a.attnum > 0
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
-    [table.schema, table.name, tenantColumn, roles.app, roles.agent, POLICY_NAME],
+    // protect's own policies are not someone else's
+    [table.schema, table.name, tenantColumn, roles.app, roles.agent, [POLICY_NAME, ADMIN_POLICY]],
   );
   const row = rows[0];
   const shown = `${table.schema}.${table.name}`;
@@ -136,6 +140,7 @@ export function planProtect(tables: readonly TableInfo[], options: ProtectOption
       ...tenantPolicy(target),
     );
     if (options.defaultTenant) out.push(tenantDefault(target));
+    if (options.adminAccess) out.push(...adminPolicy(t.schema, t.name));
     if (!t.hasTenantLeadingIndex) {
       const indexName = `${t.name.slice(0, 50)}_${tenantColumn.slice(0, 6)}_idx`;
       out.push(sql(`CREATE INDEX IF NOT EXISTS ${ident(indexName)} ON ${rel} (${ident(tenantColumn)})`));

@@ -18,6 +18,8 @@ export interface ProtectCommandOptions {
   readonly replacePolicies?: boolean;
   /** The tenant column's DEFAULT becomes the verified tenant. */
   readonly defaultTenant?: boolean;
+  /** Add the admin policy (withAdmin, docs/operations.md). */
+  readonly adminAccess?: boolean;
   /** Plan only: needs the tables, not init (the SQL says what must be applied first). */
   readonly print?: boolean;
 }
@@ -47,6 +49,7 @@ export async function protect(options: ProtectCommandOptions): Promise<ProtectRe
     agentWrite: options.agentWrite ?? false,
     replacePolicies: options.replacePolicies ?? false,
     defaultTenant: options.defaultTenant ?? false,
+    adminAccess: options.adminAccess ?? false,
   });
   // A migration tool may apply this before init: say so in the SQL it pastes.
   const prelude = missing.length > 0
