@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { TenantfenceError, ErrorCodes, isTenantfenceError } from '../errors.ts';
 import { toTenantfenceError } from '../sql/apply.ts';
-import { init } from './commands/init.ts';
+import { AGENT_PASSWORD_ENV, APP_PASSWORD_ENV, init } from './commands/init.ts';
 import { protect } from './commands/protect.ts';
 import { keysList, retireKey, rotateKey } from './commands/keys.ts';
 import { demo, formatDemo } from './commands/demo.ts';
@@ -20,7 +20,8 @@ import { VERSION } from '../version.ts';
 const commands: Record<string, Command> = {
   init: {
     summary: 'install the tenantfence schema, roles, key table and verifier',
-    usage: `tenantfence init [--app-role NAME] [--agent-role NAME] [--agent-nologin] [--app-temp] [--print] [--database-url URL]
+    usage: `tenantfence init [--app-role NAME] [--agent-role NAME] [--agent-nologin] [--app-temp]
+       [--app-password] [--agent-password] [--print] [--database-url URL]
 
 Installs: the NOLOGIN owner role tenantfence_owner, the app role (default tenantfence_app),
 the agent role (default tenantfence_agent, LOGIN, no TEMP, no CREATE), the schema tenantfence,
@@ -31,8 +32,18 @@ one and prints it once. Refuses (exit 2, nothing applied) roles that the audit's
 superuser or BYPASSRLS, owns a tenant table, reads the key or other sessions, or can SET ROLE to such
 a role; an agent role that can reach one or holds more than tenant rows (its own attributes init corrects).
   --app-temp       let the app role create temporary tables (off: a temp view can shadow a table)
-  --print          print the SQL instead of running it (the key insert is never printed)`,
-    options: { ...dbOption, ...roleOptions, 'agent-nologin': { type: 'boolean' }, 'app-temp': { type: 'boolean' }, print: { type: 'boolean' } },
+  --app-password   set the app role's password from TENANTFENCE_APP_PASSWORD (never from argv)
+  --agent-password set the agent role's password from TENANTFENCE_AGENT_PASSWORD
+  --print          print the SQL instead of running it (the key and passwords are never printed)`,
+    options: {
+      ...dbOption,
+      ...roleOptions,
+      'agent-nologin': { type: 'boolean' },
+      'app-temp': { type: 'boolean' },
+      'app-password': { type: 'boolean' },
+      'agent-password': { type: 'boolean' },
+      print: { type: 'boolean' },
+    },
     run: (v, _p, io) =>
       withDb(v, io, async (db) => {
         const result = await init({
@@ -41,6 +52,8 @@ a role; an agent role that can reach one or holds more than tenant rows (its own
           agentRole: str(v['agent-role']),
           agentLogin: !v['agent-nologin'],
           appTemp: Boolean(v['app-temp']),
+          appPassword: v['app-password'] ? fromEnv(APP_PASSWORD_ENV, '--app-password') : undefined,
+          agentPassword: v['agent-password'] ? fromEnv(AGENT_PASSWORD_ENV, '--agent-password') : undefined,
           secret: process.env.TENANTFENCE_SECRET,
           print: Boolean(v.print),
         });
@@ -283,6 +296,12 @@ ${Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`)
 The database is DATABASE_URL (or --database-url, or libpq's PG* variables); without one, an embedded
 PostgreSQL is started for the command and stopped when it ends.
 `;
+}
+
+function fromEnv(name: string, flag: string): string {
+  const value = process.env[name];
+  if (!value) throw new TenantfenceError(ErrorCodes.USAGE, `${flag} reads the password from ${name}, which is not set; export it (argv would show it in ps).`);
+  return value;
 }
 
 function usage(name: string): TenantfenceError {

@@ -5,9 +5,14 @@ import { addKeyStatement, storedKey } from '../../sql/keys.ts';
 import { toTenantfenceError } from '../../sql/apply.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
 import { roleErrors } from '../../audit/roles.ts';
+import { passwordStatement } from '../../sql/password.ts';
 import type { Finding } from '../../audit/finding.ts';
 import { printStatements, type Statement } from '../../sql/statement.ts';
 import type { Queryable } from '../../sql/queryable.ts';
+
+/** Where `init --app-password/--agent-password` read the passwords: never from argv. */
+export const APP_PASSWORD_ENV = 'TENANTFENCE_APP_PASSWORD';
+export const AGENT_PASSWORD_ENV = 'TENANTFENCE_AGENT_PASSWORD';
 
 export interface InitOptions {
   readonly db: Queryable;
@@ -17,6 +22,9 @@ export interface InitOptions {
   readonly agentLogin?: boolean;
   /** Let the app role create temporary objects (default false). */
   readonly appTemp?: boolean;
+  /** Passwords for the app and agent roles (the CLI reads them from the environment only). */
+  readonly appPassword?: string;
+  readonly agentPassword?: string;
   /** `<kid>.<secret>` from TENANTFENCE_SECRET; when absent a key is generated (once). */
   readonly secret?: string | undefined;
   /** Plan only: return the SQL, run nothing. */
@@ -38,6 +46,8 @@ export async function init(options: InitOptions): Promise<InitResult> {
     throw new TenantfenceError(ErrorCodes.USAGE, 'The app role and the agent role must be different roles; pass distinct --app-role and --agent-role.');
   }
   const statements: Statement[] = planInit({ roles, agentLogin: options.agentLogin ?? true, appTemp: options.appTemp ?? false });
+  if (options.appPassword !== undefined) statements.push(passwordStatement(roles.app, options.appPassword, APP_PASSWORD_ENV));
+  if (options.agentPassword !== undefined) statements.push(passwordStatement(roles.agent, options.agentPassword, AGENT_PASSWORD_ENV));
 
   let key: SigningKey | undefined;
   let generated: string | undefined;
