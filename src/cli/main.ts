@@ -13,9 +13,11 @@ import { demo, formatDemo } from './commands/demo.ts';
 import { audit, type AuditFormat, type FailOn } from './commands/audit.ts';
 import { serve, untilSignal } from './commands/serve.ts';
 import { mcp } from './commands/mcp.ts';
+import { doctor } from './commands/doctor.ts';
 import { processIo, type Io } from './io.ts';
 import { common, dbOption, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
 import { VERSION } from '../version.ts';
+import { visible } from '../audit/format/visible.ts';
 
 const commands: Record<string, Command> = {
   init: {
@@ -184,6 +186,39 @@ Exit codes: 0 clean at --fail-on, 1 findings, 2 usage or connection error.`,
         io.out(result.stdout);
         io.err(result.stderr);
         return result.exitCode;
+      });
+    },
+  },
+  doctor: {
+    summary: 'check a deployment: key, roles, tables, logins (exit 1 on problems)',
+    usage: `tenantfence doctor [--app-role NAME] [--agent-role NAME] [--schema public,...] [--tenant-column tenant_id] [--json] [--database-url URL]
+
+Read-only. Checks, with the environment the application and gateway use: that init ran; that the
+key in TENANTFENCE_SECRET is stored, active, and that a context signed with it verifies (a wrong or
+retired key makes every query return no rows, silently); the audit's role rules; tenant tables with
+row level security off or without a policy; that the agent role logs in (TENANTFENCE_AGENT_DATABASE_URL,
+default DATABASE_URL as the agent); and, with TENANTFENCE_APP_DATABASE_URL, the app role's login and
+fence. Exit 0 when all is well, 1 on problems, 2 on usage or connection errors.`,
+    options: { ...dbOption, ...roleOptions, schema: { type: 'string' }, 'tenant-column': { type: 'string' }, json: { type: 'boolean' } },
+    run: (v, positionals, io) => {
+      if (positionals.length > 0) throw usage('doctor');
+      return withDb(v, io, async (db) => {
+        const checks = await doctor({
+          db,
+          url: str(v['database-url']) ?? process.env.DATABASE_URL,
+          secret: process.env.TENANTFENCE_SECRET,
+          appUrl: process.env.TENANTFENCE_APP_DATABASE_URL || undefined,
+          agentUrl: process.env.TENANTFENCE_AGENT_DATABASE_URL || undefined,
+          appRole: str(v['app-role']),
+          agentRole: str(v['agent-role']),
+          schemas: str(v.schema)?.split(',').map((s) => s.trim()),
+          tenantColumn: str(v['tenant-column']),
+        });
+        const problems = checks.filter((c) => !c.ok);
+        io.out(v.json ? `${JSON.stringify({ ok: problems.length === 0, checks })}\n`
+          : checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'}  ${c.check}: ${visible(c.detail)}\n`).join('') +
+            `${problems.length === 0 ? 'No problems found.' : `${problems.length} problem(s).`}\n`);
+        return problems.length === 0 ? 0 : 1;
       });
     },
   },
