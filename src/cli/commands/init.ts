@@ -7,7 +7,7 @@ import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/role
 import { roleErrors } from '../../audit/roles.ts';
 import { passwordStatement } from '../../sql/password.ts';
 import type { Finding } from '../../audit/finding.ts';
-import { printStatements, type Statement } from '../../sql/statement.ts';
+import { printStatements, sqlComment, type Statement } from '../../sql/statement.ts';
 import type { Queryable } from '../../sql/queryable.ts';
 
 /** Where `init --app-password/--agent-password` read the passwords: never from argv. */
@@ -74,7 +74,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
       if ((error as TenantfenceError).code === ErrorCodes.UNSAFE_ROLE) throw error;
       return toTenantfenceError(error).message;
     });
-    sql = (rehearsal ? `-- Not rehearsed on this database (${rehearsal}); run \`tenantfence audit\` after applying it.\n\n` : '') + sql;
+    sql = (rehearsal ? `${sqlComment(`Not rehearsed on this database (${rehearsal}); run \`tenantfence audit\` after applying it.`)}\n\n` : '') + sql;
     sql += key
       ? `\n-- Next: store key ${key.kid} (not printed): after applying this SQL, run \`tenantfence init\` once with TENANTFENCE_SECRET set; it finds everything else in place.\n`
       : (await hasActiveKey(options.db)) ? ''

@@ -5,7 +5,7 @@ import { inspectTable, planProtect, protectAdvice } from '../../sql/protect.ts';
 import { parseTableName } from '../../sql/quote.ts';
 import type { Queryable } from '../../sql/queryable.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
-import { printStatements } from '../../sql/statement.ts';
+import { printStatements, sqlComment } from '../../sql/statement.ts';
 
 export interface ProtectCommandOptions {
   readonly db: Queryable;
@@ -53,7 +53,7 @@ export async function protect(options: ProtectCommandOptions): Promise<ProtectRe
   });
   // A migration tool may apply this before init: say so in the SQL it pastes.
   const prelude = missing.length > 0
-    ? `-- Apply after \`tenantfence init\` (or its --print SQL, roles ${roles.app} and ${roles.agent}): ${missing.map((e) => e.message).join(' ')}\n\n`
+    ? `${sqlComment(`Apply after \`tenantfence init\` (or its --print SQL, roles ${roles.app} and ${roles.agent}): ${missing.map((e) => e.message).join(' ')}`)}\n\n`
     : '';
   const sql = prelude + printStatements(statements);
   const tables = infos.map((t) => `${t.schema}.${t.name}`);
