@@ -3,10 +3,13 @@
  * init refuses exactly what the audit reports as an error about its app and agent roles, from the
  * same rule files (front matter `scope: role`), so the two cannot drift. Run inside init's own
  * transaction after its plan, so what is judged is what init would commit: the agent's attributes
- * init corrects do not count, the app role's (which init leaves alone) do.
+ * init corrects do not count, the app role's (which init leaves alone) do. `protect` runs them the
+ * same way, so it never says "protected" while one of its roles can take a way around the policy.
  */
+import { ErrorCodes, TenantfenceError, toTenantfenceError } from '../errors.ts';
 import type { Queryable } from '../sql/queryable.ts';
 import { SCHEMA, type Roles } from '../sql/roles.ts';
+import type { Statement } from '../sql/statement.ts';
 import type { Finding } from './finding.ts';
 import { loadRules } from './registry.ts';
 import { auditInTransaction } from './runner.ts';
@@ -23,4 +26,37 @@ export async function roleErrors(db: Queryable, roles: Roles, tenantColumn = 'te
   const rules = loadRules().filter((r) => r.scope === 'role' && r.level === 'error');
   const report = await auditInTransaction(db, { schemas: rows[0]!.schemas, tenantColumn, appRole: roles.app, agentRole: roles.agent, rules });
   return [...report.findings];
+}
+
+/**
+ * Runs a plan in one transaction, then the role rules on the result: any error they report about
+ * the app or agent role rolls everything back and refuses (TF_UNSAFE_ROLE). `end` is COMMIT, or
+ * ROLLBACK to rehearse (`init --print`).
+ */
+export async function applyChecked(
+  db: Queryable,
+  statements: readonly Statement[],
+  roles: Roles,
+  options: { end: 'COMMIT' | 'ROLLBACK'; tenantColumn?: string; command: string },
+): Promise<void> {
+  await db.query('BEGIN');
+  try {
+    for (const s of statements) await db.query(s.text, s.values as unknown[] | undefined);
+    const problems = await roleErrors(db, roles, options.tenantColumn);
+    if (problems.length > 0) throw unsafeRole(options.command, problems);
+    await db.query(options.end);
+  } catch (error) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw toTenantfenceError(error);
+  }
+}
+
+function unsafeRole(command: string, problems: readonly Finding[]): TenantfenceError {
+  const first = problems[0]!;
+  const more = problems.length > 1 ? ` (${problems.length - 1} more; \`tenantfence audit\` lists them)` : '';
+  const fix = first.remediation ? ` Fix: ${first.remediation.split('\n')[0]}` : '';
+  return new TenantfenceError(
+    ErrorCodes.UNSAFE_ROLE,
+    `${command} refuses these roles, as audit rule ${first.rule} reports: ${first.detail}${fix}${more}`,
+  );
 }

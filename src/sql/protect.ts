@@ -2,7 +2,9 @@
  * The SQL of `tenantfence protect <table>`: ENABLE + FORCE ROW LEVEL SECURITY, one policy with
  * USING and WITH CHECK, an index leading with the tenant column, and grants. The plan is built
  * from what the live catalog says about each table, so it refuses early (before any DDL runs)
- * when a table or its tenant column is missing or the table is owned by a fenced role.
+ * when a table or its tenant column is missing, or has someone else's permissive policies. Roles
+ * that could get around the policy (an owner the app can become, ...) are refused after the plan
+ * runs, by the audit's role rules, before COMMIT (src/audit/roles.ts).
  */
 import { ident, qualified } from './quote.ts';
 import { castTypeSql, tenantDefault, tenantPolicy, type PolicyTarget } from './policy.ts';
@@ -16,8 +18,6 @@ export interface TableInfo {
   readonly schema: string;
   readonly name: string;
   readonly owner: string;
-  /** The app or agent role is, or can SET ROLE to, the owner. */
-  readonly ownerReachable: boolean;
   /** The type the policy casts the verified tenant to (policy.ts, castTypeSql). */
   readonly castType: string;
   /** Permissive policies other than tenantfence's: each is OR-ed with it and widens it. */
@@ -52,21 +52,16 @@ export async function inspectTable(
   db: Queryable,
   table: { schema: string; name: string },
   tenantColumn: string,
-  roles: Roles,
 ): Promise<TableInfo> {
   const { rows } = await db.query<{
     owner: string;
-    owner_reachable: boolean;
     column_type: string | null;
     leading_index: boolean;
     sequences: string[];
     global_unique: string[];
     other_policies: Array<{ name: string; shape: string }>;
   }>(
-    // Roles that do not exist yet (`protect --print` before init) reach nothing.
     `SELECT pg_get_userbyid(c.relowner) AS owner,
-            EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname IN ($4, $5)
-                       AND pg_has_role(r.oid, c.relowner, 'MEMBER')) AS owner_reachable,
             CASE WHEN a.attnum IS NOT NULL THEN ${castTypeSql('a.atttypid')} END AS column_type,
             EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum) AS leading_index,
             ARRAY(SELECT s.relname::text FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
@@ -83,13 +78,13 @@ export async function inspectTable(
                         'USING (' || pg_get_expr(p.polqual, p.polrelid) || ')',
                         'WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')'))
                         ORDER BY p.polname COLLATE "C")
-                        FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive AND p.polname <> ALL ($6)), '[]') AS other_policies
+                        FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive AND p.polname <> ALL ($4)), '[]') AS other_policies
        FROM pg_class c
        JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 AND NOT a.attisdropped AND a.attnum > 0
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
     // protect's own policies are not someone else's
-    [table.schema, table.name, tenantColumn, roles.app, roles.agent, [POLICY_NAME, ADMIN_POLICY]],
+    [table.schema, table.name, tenantColumn, [POLICY_NAME, ADMIN_POLICY]],
   );
   const row = rows[0];
   const shown = `${table.schema}.${table.name}`;
@@ -106,7 +101,6 @@ export async function inspectTable(
     schema: table.schema,
     name: table.name,
     owner: row.owner,
-    ownerReachable: row.owner_reachable,
     castType: row.column_type,
     otherPolicies: row.other_policies,
     hasTenantLeadingIndex: row.leading_index,
@@ -124,12 +118,6 @@ export function planProtect(tables: readonly TableInfo[], options: ProtectOption
     out.push(sql(`GRANT USAGE ON SCHEMA ${ident(schema)} TO ${app}, ${agent}`));
   }
   for (const t of tables) {
-    if (t.ownerReachable) {
-      throw new TenantfenceError(
-        ErrorCodes.UNSAFE_ROLE,
-        `Table ${t.schema}.${t.name} is owned by ${t.owner}, which the app or agent role is or can SET ROLE to, and an owner can switch its policies off; ALTER TABLE ... OWNER TO a migration role first.`,
-      );
-    }
     if (t.otherPolicies.length > 0 && !options.replacePolicies) throw policyConflict(t);
     const rel = qualified(t.schema, t.name);
     const target: PolicyTarget = { schema: t.schema, name: t.name, tenantColumn, castType: t.castType };

@@ -151,3 +151,16 @@ test('--default-tenant on varchar(8): tenant acmecorp-evil cannot write into acm
     /too long|row-level security/);
   assert.equal((await db.admin.query('SELECT count(*)::int AS n FROM codes')).rows[0].n, 0);
 });
+
+test('protect says "protected" only when no role can take a way around the policy: an app role with BYPASSRLS is refused, nothing applied', async () => {
+  await db.admin.query(`CREATE TABLE bypassed (tenant_id uuid NOT NULL, body text); ALTER TABLE bypassed OWNER TO ${ident(db.roles.owner)};
+    ALTER ROLE ${ident(db.roles.app)} BYPASSRLS`);
+  try {
+    await assert.rejects(protect({ db: db.admin, tables: ['bypassed'], appRole: db.roles.app, agentRole: db.roles.agent }),
+      (e: Error & { code?: string }) => e.code === 'TF_UNSAFE_ROLE' && /^protect refuses these roles, as audit rule app-role-bypassrls reports: .*has BYPASSRLS/.test(e.message));
+    const { rows } = await db.admin.query(`SELECT relrowsecurity FROM pg_class WHERE relname = 'bypassed'`);
+    assert.equal(rows[0].relrowsecurity, false, 'rolled back');
+  } finally {
+    await db.admin.query(`ALTER ROLE ${ident(db.roles.app)} NOBYPASSRLS`);
+  }
+});

@@ -4,9 +4,8 @@ import { planInit } from '../../sql/init.ts';
 import { addKeyStatement, storedKey } from '../../sql/keys.ts';
 import { toTenantfenceError } from '../../sql/apply.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
-import { roleErrors } from '../../audit/roles.ts';
+import { applyChecked } from '../../audit/roles.ts';
 import { passwordStatement } from '../../sql/password.ts';
-import type { Finding } from '../../audit/finding.ts';
 import { printStatements, sqlComment, type Statement } from '../../sql/statement.ts';
 import type { Queryable } from '../../sql/queryable.ts';
 
@@ -70,7 +69,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
 
   let sql = printStatements(statements);
   if (options.print) {
-    const rehearsal = await applyChecked(options.db, statements, roles, 'ROLLBACK').then(() => undefined, (error: unknown) => {
+    const rehearsal = await applyChecked(options.db, statements, roles, { end: 'ROLLBACK', command: 'init' }).then(() => undefined, (error: unknown) => {
       if ((error as TenantfenceError).code === ErrorCodes.UNSAFE_ROLE) throw error;
       return toTenantfenceError(error).message;
     });
@@ -81,36 +80,8 @@ export async function init(options: InitOptions): Promise<InitResult> {
       : `\n-- Next: this SQL stores no signing key. After applying it, run \`tenantfence keys rotate\` against the database: it stores a new key and prints TENANTFENCE_SECRET once.\n`;
     return { roles, sql, applied: false, keyId: key?.kid, generatedSecret: undefined };
   }
-  await applyChecked(options.db, statements, roles, 'COMMIT');
+  await applyChecked(options.db, statements, roles, { end: 'COMMIT', command: 'init' });
   return { roles, sql, applied: true, keyId: key?.kid, generatedSecret: generated };
-}
-
-/**
- * Runs the plan in one transaction, then the audit's role rules on the result (src/audit/roles.ts):
- * any error they report about the app or agent role rolls everything back and refuses. `end` is
- * COMMIT, or ROLLBACK for --print's rehearsal.
- */
-async function applyChecked(db: Queryable, statements: readonly Statement[], roles: Roles, end: 'COMMIT' | 'ROLLBACK'): Promise<void> {
-  await db.query('BEGIN');
-  try {
-    for (const s of statements) await db.query(s.text, s.values as unknown[] | undefined);
-    const problems = await roleErrors(db, roles);
-    if (problems.length > 0) throw unsafeRole(problems);
-    await db.query(end);
-  } catch (error) {
-    await db.query('ROLLBACK').catch(() => undefined);
-    throw toTenantfenceError(error);
-  }
-}
-
-function unsafeRole(problems: readonly Finding[]): TenantfenceError {
-  const first = problems[0]!;
-  const more = problems.length > 1 ? ` (${problems.length - 1} more; \`tenantfence audit\` lists them)` : '';
-  const fix = first.remediation ? ` Fix: ${first.remediation.split('\n')[0]}` : '';
-  return new TenantfenceError(
-    ErrorCodes.UNSAFE_ROLE,
-    `init refuses these roles, as audit rule ${first.rule} reports: ${first.detail}${fix}${more}`,
-  );
 }
 
 async function keysTableExists(db: Queryable): Promise<boolean> {

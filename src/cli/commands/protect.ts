@@ -1,5 +1,5 @@
 import { TenantfenceError, ErrorCodes } from '../../errors.ts';
-import { applyInTransaction } from '../../sql/apply.ts';
+import { applyChecked } from '../../audit/roles.ts';
 import { assertInitialised } from '../../sql/keys.ts';
 import { inspectTable, planProtect, protectAdvice } from '../../sql/protect.ts';
 import { parseTableName } from '../../sql/quote.ts';
@@ -42,7 +42,7 @@ export async function protect(options: ProtectCommandOptions): Promise<ProtectRe
   if (missing.length > 0 && !options.print) throw missing[0]!;
   const names = [...new Map(options.tables.map((t) => parseTableName(t)).map((t) => [`${t.schema}.${t.name}`, t])).values()];
   const infos = [];
-  for (const name of names) infos.push(await inspectTable(options.db, name, tenantColumn, roles));
+  for (const name of names) infos.push(await inspectTable(options.db, name, tenantColumn));
   const statements = planProtect(infos, {
     tenantColumn,
     roles,
@@ -59,7 +59,8 @@ export async function protect(options: ProtectCommandOptions): Promise<ProtectRe
   const tables = infos.map((t) => `${t.schema}.${t.name}`);
   const advice = protectAdvice(infos, tenantColumn);
   if (options.print) return { tables, sql, applied: false, advice };
-  await applyInTransaction(options.db, statements);
+  // "protected" only when no role rule reports a way around the policy once it is in place
+  await applyChecked(options.db, statements, roles, { end: 'COMMIT', tenantColumn, command: 'protect' });
   return { tables, sql, applied: true, advice };
 }
 
