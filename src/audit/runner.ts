@@ -141,18 +141,15 @@ export async function auditInTransaction(db: AuditConnection, options: AuditOpti
 async function resolveMarkers(db: Queryable, findings: Finding[], nonce: string, tenantColumn: string): Promise<Finding[]> {
   const marker = new RegExp(`\\x01${nonce}:(policy|predicate):(\\d+)\\x01`, 'g');
   const oids = new Set<string>();
-  for (const f of findings) for (const m of f.remediation?.matchAll(marker) ?? []) oids.add(m[2]!);
+  for (const f of findings) for (const text of [f.remediation ?? '', f.detail]) for (const m of text.matchAll(marker)) oids.add(m[2]!);
   if (oids.size === 0) return findings;
   const targets = await policyTargets(db, [...oids], tenantColumn);
-  return findings.map((f) => {
-    if (!f.remediation) return f;
-    const remediation = f.remediation.replace(marker, (_m, kind: string, oid: string) => {
-      const target = targets.get(oid);
-      if (!target) throw new TenantfenceError(ErrorCodes.INTERNAL, `Audit rule ${f.rule} marked a policy for a table the audit cannot find; report it.`);
-      return kind === 'policy' ? tenantPolicyText(target) : tenantPredicate(target.tenantColumn, target.castType);
-    });
-    return { ...f, remediation };
+  const resolve = (rule: string, text: string) => text.replace(marker, (_m, kind: string, oid: string) => {
+    const target = targets.get(oid);
+    if (!target) throw new TenantfenceError(ErrorCodes.INTERNAL, `Audit rule ${rule} marked a policy for a table the audit cannot find; report it.`);
+    return kind === 'policy' ? tenantPolicyText(target) : tenantPredicate(target.tenantColumn, target.castType);
   });
+  return findings.map((f) => ({ ...f, detail: resolve(f.rule, f.detail), remediation: f.remediation && resolve(f.rule, f.remediation) }));
 }
 
 async function serverVersion(db: Queryable): Promise<{ version: string; database: string }> {

@@ -53,3 +53,18 @@ for (const [name, setup] of Object.entries(SETUPS)) {
     }
   });
 }
+
+test('init --print says the next step for the key it leaves out', async () => {
+  const db = await createTestDatabase();
+  try {
+    const bare = await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent, print: true });
+    assert.match(bare.sql, /\n-- Next: this SQL stores no signing key\. After applying it, run `tenantfence keys rotate` against the database: it stores a new key and prints TENANTFENCE_SECRET once\.\n$/);
+    const withKey = await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent, print: true, secret: `k9.${Buffer.alloc(32, 7).toString('base64url')}` });
+    assert.match(withKey.sql, /-- Next: store key k9 \(not printed\): after applying this SQL, run `tenantfence init` once with TENANTFENCE_SECRET set/);
+    // the rehearsal left nothing behind
+    const { rows } = await db.admin.query(`SELECT to_regnamespace('tenantfence') IS NULL AS absent`);
+    assert.equal(rows[0].absent, true);
+  } finally {
+    await db.drop();
+  }
+});
