@@ -13,6 +13,8 @@ export const ErrorCodes = {
   NO_SECRET: 'TF_NO_SECRET',
   /** Bad command-line or option input. */
   USAGE: 'TF_USAGE',
+  /** A command that acts on the user's database got none (no DATABASE_URL, no PG* variables, no --embedded). */
+  NO_DATABASE: 'TF_NO_DATABASE',
   /** The database URL could not be parsed or the server could not be reached. */
   CONNECTION: 'TF_CONNECTION',
   /** The connected role lacks a privilege the operation needs. */
@@ -53,6 +55,8 @@ export const ErrorCodes = {
   AUDIT: 'TF_AUDIT',
   /** A bug or an unexpected failure inside tenantfence; the message says what to report. */
   INTERNAL: 'TF_INTERNAL',
+  /** SQL inside a fenced transaction ended it (COMMIT/ROLLBACK); the connection was discarded. */
+  FENCE_BROKEN: 'TF_FENCE_BROKEN',
   /** The database sent one row (or message) larger than the gateway's response cap. */
   RESULT_TOO_LARGE: 'TF_RESULT_TOO_LARGE',
   /** `protect` found permissive policies of someone else's on a table (they widen the tenant policy). */
@@ -75,20 +79,80 @@ export function isTenantfenceError(value: unknown): value is TenantfenceError {
   return value instanceof TenantfenceError;
 }
 
+interface DriverError {
+  readonly code?: unknown;
+  readonly message?: unknown;
+  readonly detail?: unknown;
+  readonly hint?: unknown;
+}
+
+const firstLine = (value: unknown): string => (typeof value === 'string' ? value.split('\n')[0]!.trim() : '');
+
 /** Maps a driver error to a coded one whose message names the fix and carries no data. */
 export function toTenantfenceError(error: unknown): TenantfenceError {
   if (isTenantfenceError(error)) return error;
-  const code = (error as { code?: unknown })?.code;
+  const e = (error ?? {}) as DriverError;
+  const code = typeof e.code === 'string' ? e.code : undefined;
   if (code === '42501') {
-    return new TenantfenceError(
-      ErrorCodes.PRIVILEGE,
-      'The connected role lacks a privilege this needs; connect as the database owner or a role with CREATEROLE and ownership of the tables.',
-      { cause: error },
-    );
+    return new TenantfenceError(ErrorCodes.PRIVILEGE, `The connected role lacks a privilege: ${firstLine(e.message)}; ${privilegeFix(e)}.`, { cause: error });
   }
-  if (typeof code === 'string' && /^(08|28|3D|57P03|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT)/.test(code)) {
-    return new TenantfenceError(ErrorCodes.CONNECTION, 'Could not connect to the database; check DATABASE_URL and that the server is running.', { cause: error });
-  }
+  const problem = connectionProblem(error);
+  if (problem) return new TenantfenceError(ErrorCodes.CONNECTION, `Could not connect to the database: ${problem}.`, { cause: error });
   const message = error instanceof Error ? error.message : String(error);
-  return new TenantfenceError(ErrorCodes.DATABASE, `The database refused the change (${typeof code === 'string' ? code + ': ' : ''}${message}); fix the cause and run the command again.`, { cause: error });
+  return new TenantfenceError(ErrorCodes.DATABASE, `The database refused the change (${code ? code + ': ' : ''}${message}); fix the cause and run the command again.`, { cause: error });
+}
+
+/**
+ * What to do about a privilege error (SQLSTATE 42501), from what PostgreSQL says is missing. The
+ * usual case is managed PostgreSQL, where the admin is a CREATEROLE database owner.
+ */
+function privilegeFix(e: DriverError): string {
+  const hint = firstLine(e.hint);
+  if (hint) return hint.replace(/\.$/, '');
+  const primary = firstLine(e.message);
+  const detail = firstLine(e.detail).replace(/\.$/, '');
+  let m: RegExpMatchArray | null;
+  if ((m = primary.match(/must be (?:a )?member of role "(.+)"|must be able to SET ROLE "(.+)"/))) {
+    const role = m[1] ?? m[2];
+    return `a superuser or a role with ADMIN OPTION on ${role} grants it: GRANT "${role}" TO <this role> (add WITH INHERIT TRUE, SET TRUE on PostgreSQL 16 and later)`;
+  }
+  if (/row-level security/.test(primary)) return 'the table\'s policy refused the row for this role: write it with the tenant\'s context, or before the table is protected';
+  if ((m = primary.match(/^must be owner of (\S+) (.+)$/))) return `connect as the owner of ${m[1]} ${m[2]}, or as a role that can act as its owner`;
+  if (/permission denied to create role/.test(primary)) return 'connect as a role with CREATEROLE (on managed PostgreSQL, the admin user)';
+  if (/permission denied to (alter|drop|grant|revoke|set) role/.test(primary) || /ADMIN option/.test(detail)) {
+    return `${detail ? detail + '; ' : ''}from PostgreSQL 16 on, only the role's creator, a role it granted ADMIN OPTION to, or a superuser may do this`;
+  }
+  if (/permission denied to create database/.test(primary)) return 'connect as a role with CREATEDB, or create the database first';
+  if ((m = primary.match(/permission denied for (database|schema) (.+)$/))) return `connect as the owner of ${m[1]} ${m[2]}, or have it GRANT CREATE ON ${m[1]!.toUpperCase()} ${m[2]} to this role`;
+  return `${detail ? detail + '; ' : ''}connect as the database owner (a role with CREATEROLE that owns the tables)`;
+}
+
+/**
+ * Why a connection failed, in words that say what to check: the fix for a wrong password, a
+ * missing database, an unknown host, a refused connection and a timeout are all different.
+ * Undefined when the error is not a connection failure.
+ */
+export function connectionProblem(error: unknown): string | undefined {
+  const e = (error ?? {}) as DriverError;
+  const code = typeof e.code === 'string' ? e.code : '';
+  const message = typeof e.message === 'string' ? e.message : '';
+  if (code === '28P01') return 'authentication failed; check the user name and password';
+  if (code === '28000') return 'the server refused this login (no pg_hba.conf entry for it, or the role may not log in); check the user name';
+  // node-postgres throws this before sending anything when a server asks for a password it lacks.
+  if (/client password must be a string/.test(message)) {
+    return 'the server asks for a password and none was given; put it in the URL (postgres://user:password@host:5432/database)';
+  }
+  if (code === '3D000') return 'the database does not exist; check the database name at the end of the URL';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'unknown host; check the host name';
+  if (code === 'ECONNREFUSED') return 'connection refused; no server is listening at that host and port';
+  // A SQLSTATE's own message may mention a timeout (57014 statement_timeout): not a connection.
+  const socketLevel = !/^[0-9A-Z]{5}$/.test(code);
+  if (code === 'ETIMEDOUT' || (socketLevel && /timeout|timed out/i.test(message))) return 'timed out; check the host and port, and that a firewall lets the connection through';
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return 'the host is unreachable from here; check the host and the network';
+  if (code === '57P03') return 'the server is starting up or shutting down; retry in a moment';
+  if (code === '53300') return 'the server has no connection slots left; close idle connections or raise max_connections';
+  if (code.startsWith('08') || code === 'ECONNRESET' || (socketLevel && /Connection terminated/.test(message))) {
+    return `the connection failed (${firstLine(message) || code}); check the host, port and TLS settings`;
+  }
+  return undefined;
 }

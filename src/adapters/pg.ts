@@ -1,132 +1,316 @@
 /**
- * node-postgres: `withTenant(pool, tenantId, fn)` runs `fn(client)` in a transaction whose tenant
- * context is a signed token set through a bind parameter, then commits (or rolls back), resets the
- * session (src/sql/session.ts) and hands the connection back with nothing the transaction's SQL
- * did left on it, or destroys the connection when that cannot be guaranteed.
+ * node-postgres binding of the fence engine (src/context/fence.ts): `withTenant(pool, tenant, fn)`
+ * runs `fn(client)` in a fenced transaction; `tenantQuery(pool, tenant, text, values)` runs one
+ * statement in one round trip. Everything that makes the fence lives in the engine; this file only
+ * adapts a pg client to `FenceConnection`.
  *
- * Round trips for a request of N queries:
- * - a client created with `pipeline: true` (node-postgres >= 8.23): BEGIN, set_config and the first
- *   query travel together, so N + 1 round trips (the +1 is COMMIT and the session reset, one message);
- * - an ordinary client: N + 3 (BEGIN, set_config, the queries, COMMIT + reset);
- * - strict mode (`bindToTransaction: true`) asks the server for the transaction id before signing:
- *   one round trip more in either case.
+ * Round trips (docs/context.md): `tenantQuery` 1 on any pool (the context, the statement and the
+ * reset travel in one write); `withTenant` with N queries N + 1 on a pool created with
+ * `pipeline: true` (node-postgres >= 8.23), N + 2 otherwise; strict mode (`bindToTransaction`)
+ * adds two.
+ *
+ * The one-round-trip statement writes Parse/Bind/Describe/Execute for the context, the statement
+ * and the reset, then a single Sync: one implicit transaction. node-postgres's own pipelining
+ * sends a Sync after every query (each its own transaction), so this is a Query subclass, the
+ * same seam the gateway's row-capped query uses; pg is pinned to an exact version for it.
  */
-import type { QueryResultLike } from '../sql/queryable.ts';
+import { createRequire } from 'node:module';
+import pg from 'pg';
 import { TenantfenceError, ErrorCodes } from '../errors.ts';
-import { assertTenantId } from '../context/tenant-id.ts';
-import { CONTEXT_SETTING, parseSecret, signContext, type SigningKey } from '../context/token.ts';
-import { runWithTenant } from '../context/storage.ts';
-import { COMMIT_AND_RESET, ROLLBACK_AND_RESET, resetOutcome } from '../sql/session.ts';
+import { fencedStatement, runFenced, type FenceConnection, type FenceOptions, type FenceResult, type FenceStatement } from '../context/fence.ts';
 
-/** What tenantfence needs of a node-postgres client (structural: `pg` is a peer dependency). */
-export interface PgClientLike {
-  query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<QueryResultLike<R>>;
-  release(destroy?: boolean | Error): void;
-  readonly pipeline?: boolean;
-}
+/** What tenantfence needs of a node-postgres client (a `pg.PoolClient`). */
+export type PgClientLike = pg.PoolClient;
 
+/** A `pg.Pool`, or anything with its `connect()`. */
 export interface PgPoolLike {
-  connect(): Promise<PgClientLike>;
+  connect(): Promise<pg.PoolClient>;
+  on?(event: 'acquire', listener: (client: pg.PoolClient) => void): unknown;
 }
 
-export interface WithTenantOptions {
-  /** The signing key; defaults to `TENANTFENCE_SECRET` from the environment. */
-  readonly key?: SigningKey;
-  /** Token lifetime in seconds (default 300): it only has to outlive the transaction. */
-  readonly ttlSeconds?: number;
-  /** Strict mode: bind the token to this transaction's id (costs one round trip). */
-  readonly bindToTransaction?: boolean;
-}
+export type WithTenantOptions = FenceOptions;
 
-const SET_CONTEXT = `SELECT set_config('${CONTEXT_SETTING}', $1, true)`;
-
-let envKey: SigningKey | undefined;
-function defaultKey(): SigningKey {
-  envKey ??= parseSecret(process.env.TENANTFENCE_SECRET);
-  return envKey;
-}
-
-export async function withTenant<T>(
+/**
+ * Runs `fn(client)` in a fenced transaction for `tenant` (or, when it is omitted, the request's
+ * tenant from `runWithTenant` / the HTTP middleware; `TF_NO_TENANT` when there is none).
+ */
+export function withTenant<T>(pool: PgPoolLike, tenant: string, fn: (client: pg.PoolClient) => Promise<T>, options?: WithTenantOptions): Promise<T>;
+export function withTenant<T>(pool: PgPoolLike, fn: (client: pg.PoolClient) => Promise<T>, options?: WithTenantOptions): Promise<T>;
+export function withTenant<T>(
   pool: PgPoolLike,
-  tenantId: string,
-  fn: (client: PgClientLike) => Promise<T>,
-  options: WithTenantOptions = {},
+  tenantOrFn: string | ((client: pg.PoolClient) => Promise<T>),
+  fnOrOptions?: ((client: pg.PoolClient) => Promise<T>) | WithTenantOptions,
+  maybeOptions?: WithTenantOptions,
 ): Promise<T> {
-  assertTenantId(tenantId);
-  const key = options.key ?? defaultKey();
-  const client = await pool.connect();
-  let discard: Error | undefined;
-  try {
-    const { result, dirty } = await runWithTenant(tenantId, () => inTransaction(client, tenantId, key, fn, options));
-    // SQL in the transaction left prepared statements behind: this connection is not pooled again.
-    if (dirty) discard = new Error('prepared statements made by SQL were left on the connection');
-    return result;
-  } catch (error) {
-    if (error instanceof CleanupError) discard = error;
-    throw error;
-  } finally {
-    client.release(discard);
+  const [tenant, fn, options] = typeof tenantOrFn === 'function'
+    ? [undefined, tenantOrFn, fnOrOptions as WithTenantOptions | undefined]
+    : [tenantOrFn, fnOrOptions as (client: pg.PoolClient) => Promise<T>, maybeOptions];
+  if (typeof fn !== 'function') throw new TenantfenceError(ErrorCodes.USAGE, 'withTenant needs a callback: withTenant(pool, tenant, async (client) => …).');
+  return runFenced(() => connect(pool), tenant, (c) => fn((c as PgFenceConnection).client), options);
+}
+
+/** One statement for `tenant` in one round trip; returns node-postgres's result shape. */
+export async function tenantQuery<R extends Record<string, unknown> = Record<string, unknown>>(
+  pool: PgPoolLike,
+  tenant: string | undefined,
+  text: string,
+  values: readonly unknown[] = [],
+  options?: FenceOptions,
+): Promise<FenceResult<R>> {
+  return (await fencedStatement(() => connect(pool), tenant, { text, values }, options)) as FenceResult<R>;
+}
+
+/** Pools whose clients get the failure watch as they are handed out. */
+const watchedPools = new WeakSet<object>();
+
+/** Checks a client out and adapts it; the engine releases it. */
+export async function connect(pool: PgPoolLike): Promise<PgFenceConnection> {
+  // pg-pool stops listening for a client's 'error' when it hands the client out, and the
+  // caller's code runs a microtask later: a backend terminated in between (its FATAL message in
+  // the same read as the connect's last one) would emit an unhandled 'error' and end the
+  // process. Its 'acquire' event fires synchronously before that, so the watch starts there.
+  if (pool.on && !watchedPools.has(pool)) {
+    watchedPools.add(pool);
+    pool.on('acquire', (client) => watch(client));
+  }
+  return new PgFenceConnection(await pool.connect());
+}
+
+/** One 'error' and 'end' listener per client, for the client's whole life. */
+function watch(client: pg.PoolClient): { failed: boolean } {
+  let state = failures.get(client);
+  if (!state) {
+    const s = { failed: false };
+    state = s;
+    failures.set(client, s);
+    client.on('error', () => { s.failed = true; });
+    client.on('end', () => { s.failed = true; });
+  }
+  return state;
+}
+
+interface ClientInternals {
+  connection: {
+    stream: { cork?: () => void; uncork?: () => void };
+    parsedStatements: Record<string, string>;
+    parse(m: { text: string; name?: string }): void;
+    bind(m: { portal?: string; statement?: string; values: unknown[]; valueMapper: (v: unknown) => unknown }): void;
+    describe(m: { type: 'P' | 'S'; name?: string }): void;
+    execute(m: { portal?: string; rows?: number }): void;
+    sync(): void;
+  };
+  _txStatus?: 'I' | 'T' | 'E' | null;
+  pipeline?: boolean;
+  constructor: { Query?: QueryClass };
+}
+
+type QueryClass = new (config: object) => object;
+
+/** Clients already watched for failure: one 'error' listener each, for the client's life. */
+const failures = new WeakMap<object, { failed: boolean }>();
+
+export class PgFenceConnection implements FenceConnection {
+  readonly client: pg.PoolClient;
+  readonly pipelining: boolean;
+  readonly #state: { failed: boolean };
+
+  constructor(client: pg.PoolClient) {
+    this.client = client;
+    this.pipelining = (client as unknown as ClientInternals).pipeline === true;
+    // pg-pool listens for 'error' only while a client is idle; a checked-out client whose
+    // backend is terminated would otherwise emit an unhandled 'error' and end the process.
+    this.#state = watch(client);
+  }
+
+  async query(text: string, values?: readonly unknown[]): Promise<FenceResult> {
+    const r = await this.client.query(values === undefined ? text : { text, values: [...values] });
+    return { command: r.command, rows: r.rows, rowCount: r.rowCount };
+  }
+
+  async batch(text: string): Promise<FenceResult[]> {
+    const r = (await this.client.query(text)) as unknown as pg.QueryResult | pg.QueryResult[];
+    return (Array.isArray(r) ? r : [r]).map((x) => ({ command: x.command, rows: x.rows, rowCount: x.rowCount }));
+  }
+
+  /**
+   * The statements with one Sync. The engine keeps statement 1 (setup, statement, reset); the
+   * gateway sends one capped statement inside a fenced transaction block and keeps statement 0.
+   */
+  implicit(statements: readonly unknown[], keep = 1): Promise<FenceResult[]> {
+    const Base = (this.client as unknown as ClientInternals).constructor.Query ?? (pg as unknown as { Query: QueryClass }).Query;
+    const query = new (implicitQueryClass(Base))(statements as PgStatement[], keep);
+    this.client.query(query as unknown as pg.QueryConfig);
+    return query.done;
+  }
+
+  transactionStatus(): 'I' | 'T' | 'E' | undefined {
+    return (this.client as unknown as ClientInternals)._txStatus ?? undefined;
+  }
+
+  /** node-postgres names a statement only when the caller gives `name`; unnamed ones need no keeping. */
+  driverStatements(): number | undefined {
+    const n = Object.keys((this.client as unknown as ClientInternals).connection.parsedStatements).length;
+    return n === 0 ? undefined : n;
+  }
+
+  failed(): boolean {
+    const internals = this.client as unknown as { _queryable?: boolean; _ending?: boolean };
+    return this.#state.failed || internals._queryable === false || internals._ending === true;
+  }
+
+  release(destroy?: Error): void {
+    this.client.release(destroy ?? (this.failed() ? new Error('the connection failed') : undefined));
   }
 }
 
-/** The transaction could not be ended: the connection is destroyed, never pooled again. */
-class CleanupError extends TenantfenceError {
-  constructor(cause: unknown) {
-    super(ErrorCodes.DATABASE, 'The connection failed while ending the transaction and was discarded; retry the request.', { cause });
-  }
+/**
+ * A statement for `PgFenceConnection.implicit`, with optional caps enforced while rows arrive (the
+ * gateway's): the server stops at `fetchRows` (Execute's row limit; it answers PortalSuspended
+ * when more exist), rows past `keepRows` or past `maxBytes` of raw text are dropped unparsed.
+ */
+export interface PgStatement extends FenceStatement {
+  /** Rows to ask the server for (0 or absent: all). */
+  readonly fetchRows?: number;
+  /** Rows to keep; the rest are counted by the command tag and dropped unparsed. */
+  readonly keepRows?: number;
+  /** Stop keeping rows once their raw text passes this many bytes. */
+  readonly maxBytes?: number;
+  /** Type parsers for the kept statement's values (default: the client's). */
+  readonly types?: { getTypeParser: (oid: number, format?: string) => (value: string) => unknown };
 }
 
-async function inTransaction<T>(
-  client: PgClientLike,
-  tenantId: string,
-  key: SigningKey,
-  fn: (client: PgClientLike) => Promise<T>,
-  options: WithTenantOptions,
-): Promise<{ result: T; dirty: boolean }> {
-  const ttl = options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds };
-  let result: T;
-  try {
-    if (options.bindToTransaction) {
-      await client.query('BEGIN');
-      const { rows } = await client.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
-      await client.query(SET_CONTEXT, [signContext(key, tenantId, { ...ttl, xid: rows[0]!.xid })]);
-      result = await fn(client);
-    } else if (client.pipeline) {
-      // A pipelining client writes BEGIN, set_config and fn's first query in one round trip.
-      // Both settle before the transaction ends, so fn never outlives it on this connection.
-      const [ready, done] = await Promise.allSettled([
-        Promise.all([client.query('BEGIN'), client.query(SET_CONTEXT, [signContext(key, tenantId, ttl)])]),
-        fn(client),
-      ]);
-      if (ready.status === 'rejected') throw ready.reason;
-      if (done.status === 'rejected') throw done.reason;
-      result = done.value;
-    } else {
-      await client.query('BEGIN');
-      await client.query(SET_CONTEXT, [signContext(key, tenantId, ttl)]);
-      result = await fn(client);
+/** The kept statement's result, with what the caps did. */
+export interface PgStatementResult extends FenceResult {
+  readonly fields: ReadonlyArray<{ name: string; dataTypeID: number }>;
+  /** The server had more rows than `fetchRows`. */
+  readonly suspended: boolean;
+  /** Rows were dropped because their raw size passed `maxBytes`. */
+  readonly overBytes: boolean;
+}
+
+interface ImplicitQuery {
+  readonly done: Promise<FenceResult[]>;
+}
+
+type ImplicitClass = new (statements: PgStatement[], keep: number) => ImplicitQuery;
+
+/** node-postgres's own conversion of a JS value to a bind parameter (Dates, arrays, Buffers, JSON). */
+const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as { prepareValue: (value: unknown) => unknown };
+
+const implicitClasses = new WeakMap<QueryClass, ImplicitClass>();
+
+/**
+ * A Query that sends several statements with one Sync: one implicit transaction (or, inside a
+ * transaction block, one more step of it). Every statement's rows come back as raw text keyed by
+ * column name, except the kept one (the caller's), whose rows go through node-postgres's own type
+ * parsers exactly as `client.query` returns them. It subclasses the client's own Query class:
+ * node-postgres refuses other query objects on a pipelining connection. It leans on Query's
+ * message handlers, which is why pg is pinned to an exact version and the tests cover it.
+ */
+function implicitQueryClass(Base: QueryClass): ImplicitClass {
+  const known = implicitClasses.get(Base);
+  if (known) return known;
+  type Message = { fields: Array<{ name: string }> | Array<string | null>; text?: string };
+  type Parsed = { fields: Array<{ name: string; dataTypeID: number }>; rows: Record<string, unknown>[]; command: string | null; rowCount: number | null };
+  const base = Base.prototype as unknown as Record<string, (this: unknown, ...args: unknown[]) => unknown>;
+  class Implicit extends Base implements ImplicitQuery {
+    readonly done: Promise<FenceResult[]>;
+    readonly #statements: PgStatement[];
+    readonly #keep: number;
+    readonly #results: FenceResult[] = [];
+    #index = 0;
+    #names: string[] = [];
+    #rows: Record<string, unknown>[] = [];
+    #kept = 0;
+    #bytes = 0;
+    #suspended = false;
+    #overBytes = false;
+    declare callback: (error: Error | null, result?: Parsed) => void;
+
+    constructor(statements: PgStatement[], keep: number) {
+      const kept = statements[keep]!;
+      super({ text: kept.text, values: [...(kept.values ?? [])], queryMode: 'extended', ...(kept.types ? { types: kept.types } : {}) });
+      this.#statements = statements;
+      this.#keep = keep;
+      this.done = new Promise((resolve, reject) => {
+        this.callback = (error, result) => {
+          if (error || !result) return reject(error ?? new Error('no result'));
+          const r: PgStatementResult = {
+            command: result.command, rows: result.rows, rowCount: result.rowCount, fields: result.fields,
+            suspended: this.#suspended, overBytes: this.#overBytes,
+          };
+          this.#results[keep] = r;
+          resolve(this.#results);
+        };
+      });
     }
-  } catch (error) {
-    await end(client, ROLLBACK_AND_RESET, error);
-    throw error;
-  }
-  const { tag, dirty } = await end(client, COMMIT_AND_RESET);
-  if (tag !== 'COMMIT') {
-    // COMMIT of a failed transaction rolls back without an error; never report that as success.
-    throw new TenantfenceError(
-      ErrorCodes.DATABASE,
-      'The transaction was rolled back because a statement in it failed; handle the error inside the callback or let it propagate.',
-    );
-  }
-  return { result, dirty };
-}
 
-/** Ends the transaction and resets the session; a failure here discards the connection. */
-async function end(client: PgClientLike, text: string, pending?: unknown): Promise<ReturnType<typeof resetOutcome>> {
-  try {
-    return resetOutcome(await client.query(text));
-  } catch (error) {
-    // The callback's own error, when there is one, is the one worth reporting.
-    throw new CleanupError(pending ?? error);
+    submit(connection: ClientInternals['connection']): Error | null {
+      connection.stream.cork?.();
+      try {
+        for (const s of this.#statements) {
+          connection.parse({ text: s.text });
+          connection.bind({ values: [...(s.values ?? [])], valueMapper: prepareValue });
+          connection.describe({ type: 'P' });
+          connection.execute({ rows: s.fetchRows ?? 0 });
+        }
+        connection.sync();
+      } catch (error) {
+        return error as Error;
+      } finally {
+        connection.stream.uncork?.();
+      }
+      return null;
+    }
+
+    handleRowDescription(message: Message): void {
+      if (this.#index === this.#keep) return void base.handleRowDescription!.call(this, message);
+      this.#names = (message.fields as Array<{ name: string }>).map((f) => f.name);
+    }
+
+    handleDataRow(message: Message): void {
+      if (this.#index !== this.#keep) {
+        const row: Record<string, unknown> = {};
+        (message.fields as Array<string | null>).forEach((v, i) => { row[this.#names[i] ?? String(i)] = v; });
+        this.#rows.push(row);
+        return;
+      }
+      const s = this.#statements[this.#keep]!;
+      if (this.#overBytes || (s.keepRows !== undefined && this.#kept >= s.keepRows)) return;
+      this.#kept += 1;
+      if (s.maxBytes !== undefined) {
+        for (const field of message.fields as Array<string | null>) this.#bytes += field === null ? 4 : Buffer.byteLength(field) + 8;
+        if (this.#bytes > s.maxBytes) {
+          this.#overBytes = true;
+          return;
+        }
+      }
+      base.handleDataRow!.call(this, message);
+    }
+
+    handleCommandComplete(message: Message, connection: unknown): void {
+      if (this.#index === this.#keep) base.handleCommandComplete!.call(this, message, connection);
+      else this.#results[this.#index] = { command: message.text?.split(' ')[0] ?? null, rows: this.#rows, rowCount: null };
+      this.#next();
+    }
+
+    /** The server stopped the kept statement at `fetchRows`; the next Bind closes its portal. */
+    handlePortalSuspended(): void {
+      if (this.#index === this.#keep) this.#suspended = true;
+      this.#next();
+    }
+
+    handleEmptyQuery(): void {
+      if (this.#index !== this.#keep) this.#results[this.#index] = { command: null, rows: [], rowCount: null };
+      this.#next();
+    }
+
+    #next(): void {
+      this.#index += 1;
+      this.#rows = [];
+      this.#names = [];
+    }
   }
+  implicitClasses.set(Base, Implicit);
+  return Implicit;
 }

@@ -158,6 +158,36 @@ policies AS (
     FROM tenant_tables t
     JOIN pg_policy pol ON pol.polrelid = t.oid
 ),
+-- What each policy that applies to a fenced role runs, followed through the code it reaches: the
+-- functions and relations its expressions name (by OID, from the node tree), then, to a fixed
+-- point, what those functions and views call or read (by OID from parsed bodies and view trees,
+-- by name from source text: loose, case-insensitive, qualified or not, so a name that is merely
+-- mentioned counts; that can add a finding, never hide one). tenantfence's verifier is not in
+-- `code`, so the walk stops there. kind: 'f' function, 'r' relation (table, view, ...).
+policy_reach (table_oid, policy, kind, oid) AS (
+  SELECT pol.table_oid, pol.policy, CASE m[1] WHEN 'relid' THEN 'r' ELSE 'f' END, m[2]::oid
+    FROM policies pol
+   CROSS JOIN LATERAL regexp_matches(coalesce(pol.using_tree, '') || ' ' || coalesce(pol.check_tree, ''),
+                                     ':(funcid|opfuncid|relid) (\d+)', 'g') AS m
+   WHERE pol.applies
+  UNION
+  SELECT pr.table_oid, pr.policy, x.kind, x.oid
+    FROM policy_reach pr
+    JOIN code c ON c.kind = pr.kind AND c.oid = pr.oid
+   CROSS JOIN LATERAL (
+     SELECT 'f'::text, f FROM unnest(c.funcs) AS f
+     UNION ALL
+     SELECT 'r', r FROM unnest(c.rels) AS r
+     UNION ALL
+     SELECT 'r', rel.oid FROM pg_class rel JOIN user_schemas n ON n.oid = rel.relnamespace
+      WHERE c.src IS NOT NULL AND rel.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname <> (SELECT schema FROM fence)
+        AND c.src ~* ('(^|[^\w$])"?' || regexp_replace(rel.relname, '([.^$*+?()\[\]{}|\\])', '\\\1', 'g') || '"?($|[^\w$(])')
+     UNION ALL
+     SELECT 'f', fn.oid FROM code fn
+      WHERE c.src IS NOT NULL AND fn.kind = 'f' AND fn.oid <> c.oid
+        AND c.src ~* ('(^|[^\w$])"?' || regexp_replace(fn.name, '([.^$*+?()\[\]{}|\\])', '\\\1', 'g') || '"?\s*\(')
+   ) AS x(kind, oid)
+),
 -- One row per policy expression (kind 'using' or 'check'), taken apart:
 --   bare      the text with string literals emptied, so quoted parentheses cannot mislead;
 --   op/parts  the top-level AND or OR and its operands (pg_get_expr parenthesises every operator);

@@ -18,6 +18,8 @@ export interface Command {
 }
 
 export const dbOption: Options = { 'database-url': { type: 'string' } };
+/** For commands that act on the user's database: without one they refuse unless --embedded. */
+export const userDbOptions: Options = { ...dbOption, embedded: { type: 'boolean' } };
 export const roleOptions: Options = { 'app-role': { type: 'string' }, 'agent-role': { type: 'string' } };
 
 export function str(value: unknown): string | undefined {
@@ -37,14 +39,14 @@ export function port(value: unknown, fallback: number): number {
   return n;
 }
 
-export async function openTarget(v: Values, io: Io): Promise<DatabaseTarget> {
-  const target = await openDatabase({ url: str(v['database-url']) });
+export async function openTarget(v: Values, io: Io, o: { embedded: boolean }): Promise<DatabaseTarget> {
+  const target = await openDatabase({ url: str(v['database-url']), embedded: o.embedded });
   if (target.embedded) io.err('tenantfence: no DATABASE_URL; using an embedded PostgreSQL that is discarded on exit.\n');
   return target;
 }
 
 export async function withDb(v: Values, io: Io, fn: (db: Awaited<ReturnType<typeof connect>>) => Promise<number>): Promise<number> {
-  const target = await openTarget(v, io);
+  const target = await openTarget(v, io, { embedded: Boolean(v.embedded) });
   try {
     const client = await connect(target.url);
     try {

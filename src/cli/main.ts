@@ -4,8 +4,7 @@
  * 2 usage, connection or refusal errors (a TenantfenceError).
  */
 import { parseArgs } from 'node:util';
-import { TenantfenceError, ErrorCodes, isTenantfenceError } from '../errors.ts';
-import { toTenantfenceError } from '../sql/apply.ts';
+import { TenantfenceError, ErrorCodes, connectionProblem, isTenantfenceError, toTenantfenceError } from '../errors.ts';
 import { AGENT_PASSWORD_ENV, APP_PASSWORD_ENV, init } from './commands/init.ts';
 import { protect } from './commands/protect.ts';
 import { keysList, retireKey, rotateKey } from './commands/keys.ts';
@@ -15,7 +14,7 @@ import { serve, untilSignal } from './commands/serve.ts';
 import { mcp } from './commands/mcp.ts';
 import { doctor } from './commands/doctor.ts';
 import { processIo, type Io } from './io.ts';
-import { common, dbOption, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
+import { common, dbOption, userDbOptions, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
 import { VERSION } from '../version.ts';
 import { visible } from '../audit/format/visible.ts';
 
@@ -23,7 +22,7 @@ const commands: Record<string, Command> = {
   init: {
     summary: 'install the tenantfence schema, roles, key table and verifier',
     usage: `tenantfence init [--app-role NAME] [--agent-role NAME] [--agent-nologin] [--app-temp]
-       [--app-password] [--agent-password] [--print] [--database-url URL]
+       [--app-password] [--agent-password] [--print] [--database-url URL | --embedded]
 
 Installs: the NOLOGIN owner role tenantfence_owner, the app role (default tenantfence_app),
 the agent role (default tenantfence_agent, LOGIN, no TEMP, no CREATE), the schema tenantfence,
@@ -38,7 +37,7 @@ a role; an agent role that can reach one or holds more than tenant rows (its own
   --agent-password set the agent role's password from TENANTFENCE_AGENT_PASSWORD
   --print          print the SQL instead of running it (the key and passwords are never printed)`,
     options: {
-      ...dbOption,
+      ...userDbOptions,
       ...roleOptions,
       'agent-nologin': { type: 'boolean' },
       'app-temp': { type: 'boolean' },
@@ -64,6 +63,7 @@ a role; an agent role that can reach one or holds more than tenant rows (its own
           return 0;
         }
         io.out(`tenantfence installed: app role ${result.roles.app}, agent role ${result.roles.agent}, key ${result.keyId ?? '(existing)'}.\n`);
+        for (const warning of result.warnings) io.err(`warning: ${warning}\n`);
         if (result.generatedSecret) {
           io.out(
             `\nA signing key was generated. It is shown once; put it in your application's secret store:\n\n` +
@@ -77,7 +77,7 @@ a role; an agent role that can reach one or holds more than tenant rows (its own
   protect: {
     summary: 'enable + force RLS with a tenant policy, index and grants on tables',
     usage: `tenantfence protect <table>... [--tenant-column tenant_id] [--app-role NAME] [--agent-role NAME] [--agent-write]
-       [--replace-policies] [--default-tenant] [--admin-access] [--print] [--database-url URL]
+       [--replace-policies] [--default-tenant] [--admin-access] [--print] [--database-url URL | --embedded]
 
 For each table: ENABLE and FORCE ROW LEVEL SECURITY, one policy (USING and WITH CHECK) comparing
 the tenant column with the verified tenant cast to the column's type, an index leading with the
@@ -91,7 +91,7 @@ tenant policy. It refuses (exit 2) a table that has others, naming each, unless:
                       inside withAdmin(pool, reason, fn), every use recorded (docs/operations.md)
   --print             print the SQL instead of running it (works before init; says what it needs)`,
     options: {
-      ...dbOption,
+      ...userDbOptions,
       ...roleOptions,
       'tenant-column': { type: 'string' },
       'agent-write': { type: 'boolean' },
@@ -122,11 +122,11 @@ tenant policy. It refuses (exit 2) a table that has others, naming each, unless:
   },
   keys: {
     summary: 'list, rotate or retire signing keys',
-    usage: `tenantfence keys list|rotate|retire <key-id> [--json] [--database-url URL]
+    usage: `tenantfence keys list|rotate|retire <key-id> [--json] [--database-url URL | --embedded]
 
 rotate  adds a key and prints its secret once; old tokens keep working until the old key is retired
 retire  retires a key (refused for the last active key)`,
-    options: { ...dbOption, json: { type: 'boolean' } },
+    options: { ...userDbOptions, json: { type: 'boolean' } },
     run: (v, positionals, io) =>
       withDb(v, io, async (db) => {
         const [action, keyId, ...rest] = positionals;
@@ -146,7 +146,7 @@ retire  retires a key (refused for the last active key)`,
     summary: 'lint a live database for RLS tenant-isolation pitfalls (CI: exit 1 on findings)',
     usage: `tenantfence audit [--schema public,...] [--tenant-column tenant_id] [--app-role R] [--agent-role R]
        [--format text|json|sarif|html] [--output FILE] [--fail-on error|warn|info|never]
-       [--baseline FILE] [--write-baseline FILE] [--database-url URL]
+       [--baseline FILE] [--write-baseline FILE] [--database-url URL | --embedded]
 
 Reads the catalog (one read-only transaction) and reports every known RLS isolation pitfall on
 tables with the tenant column in the given schemas, and on the views, functions and roles that
@@ -156,7 +156,7 @@ reach them. Rules and fixes: docs/audit.md.
   --write-baseline FILE  record every current finding in FILE (they count as accepted)
 Exit codes: 0 clean at --fail-on, 1 findings, 2 usage or connection error.`,
     options: {
-      ...dbOption,
+      ...userDbOptions,
       ...roleOptions,
       schema: { type: 'string' },
       'tenant-column': { type: 'string' },
@@ -233,7 +233,7 @@ Without DATABASE_URL it starts an embedded PostgreSQL and stops it on exit.`,
     options: { ...dbOption, json: { type: 'boolean' } },
     run: async (v, positionals, io) => {
       if (positionals.length > 0) throw usage('demo');
-      const target = await openTarget(v, io);
+      const target = await openTarget(v, io, { embedded: true });
       try {
         const result = await demo({ url: target.url });
         io.out(v.json ? `${JSON.stringify(result)}\n` : formatDemo(result, io.isTTY));
@@ -307,8 +307,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     }
     return await command.run(parsed.values as Values, parsed.positionals, io);
   } catch (caught) {
-    // Driver errors (they carry a SQLSTATE or a socket code) become coded errors too.
-    const error = typeof (caught as { code?: unknown })?.code === 'string' ? toTenantfenceError(caught) : caught;
+    // Driver errors (a SQLSTATE, a socket code, a failed login) become coded errors too.
+    const driverError = typeof (caught as { code?: unknown })?.code === 'string' || connectionProblem(caught) !== undefined;
+    const error = driverError ? toTenantfenceError(caught) : caught;
     if (isTenantfenceError(error)) {
       io.err(`tenantfence: ${error.code}: ${error.message}\n`);
       if (process.env.TENANTFENCE_DEBUG && error.cause) io.err(`cause: ${String((error.cause as Error)?.stack ?? error.cause)}\n`);
@@ -328,8 +329,9 @@ usage: tenantfence <command> [options]      (tenantfence <command> --help for de
 
 ${Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`).join('\n')}
 
-The database is DATABASE_URL (or --database-url, or libpq's PG* variables); without one, an embedded
-PostgreSQL is started for the command and stopped when it ends.
+The database is --database-url, or DATABASE_URL, or libpq's PG* variables. Without one, init,
+protect, keys and audit refuse (TF_NO_DATABASE) unless --embedded is given; demo uses an embedded
+PostgreSQL that is started for the command and stopped when it ends.
 `;
 }
 

@@ -15,8 +15,13 @@ export interface DatabaseTarget {
 
 const PG_VARIABLES = ['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGDATABASE', 'PGUSER', 'PGSERVICE'];
 
+/**
+ * `embedded`: start an embedded server when no database is configured. Commands that change or
+ * judge the user's database pass false: run against a throwaway server they would print a key
+ * for a database deleted a second later, or report a clean audit of nothing.
+ */
 export async function openDatabase(
-  options: { url?: string | undefined; env?: NodeJS.ProcessEnv } = {},
+  options: { url?: string | undefined; env?: NodeJS.ProcessEnv; embedded?: boolean } = {},
 ): Promise<DatabaseTarget> {
   const env = options.env ?? process.env;
   const url = options.url ?? env.DATABASE_URL;
@@ -25,6 +30,12 @@ export async function openDatabase(
   }
   if (PG_VARIABLES.some((name) => env[name])) {
     return { url: undefined, embedded: false, close: async () => undefined };
+  }
+  if (options.embedded === false) {
+    throw new TenantfenceError(
+      ErrorCodes.NO_DATABASE,
+      'No database given; set DATABASE_URL (or pass --database-url, or libpq\'s PG* variables), or pass --embedded to run against a throwaway embedded PostgreSQL.',
+    );
   }
   const server = await startEmbedded();
   return { url: server.url, embedded: true, close: () => server.stop() };
@@ -63,7 +74,10 @@ export function urlForDatabase(url: string, database: string): string {
 
 /** Connects a node-postgres client; connection failures become TF_CONNECTION errors. */
 export async function connect(url: string | undefined): Promise<pg.Client> {
-  const client = new pg.Client(url === undefined ? {} : { connectionString: url });
+  // A server that accepts and never answers would hang the command: give up after libpq's
+  // PGCONNECT_TIMEOUT seconds (default 10).
+  const seconds = Number(process.env.PGCONNECT_TIMEOUT) > 0 ? Number(process.env.PGCONNECT_TIMEOUT) : 10;
+  const client = new pg.Client({ ...(url === undefined ? {} : { connectionString: url }), connectionTimeoutMillis: seconds * 1000 });
   client.on('error', () => undefined);
   try {
     await client.connect();

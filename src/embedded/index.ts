@@ -49,6 +49,7 @@ export async function startEmbedded(): Promise<EmbeddedServer> {
       user: 'postgres',
       password,
       persistent: false,
+      authMethod: 'scram-sha-256',
       createPostgresUser: isRoot,
       postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
       onLog: (m: string) => process.env.TENANTFENCE_DEBUG && process.stderr.write(m),
@@ -82,7 +83,7 @@ function restore(name: string, value: string | undefined): void {
  * signals the PID only while that PID is still a postgres of this data directory (PIDs get reused),
  * and takes every value as an argument, never as script text.
  */
-function startWatchdog(pidFile: string, base: string): ReturnType<typeof spawn> | undefined {
+export function startWatchdog(pidFile: string, base: string): ReturnType<typeof spawn> | undefined {
   const serverPid = Number.parseInt(readFileSync(pidFile, 'utf8').split('\n')[0] ?? '', 10);
   if (!Number.isInteger(serverPid)) return undefined;
   const script = [

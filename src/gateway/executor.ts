@@ -1,30 +1,30 @@
 /**
- * The executor (issue 3, item 4): runs ONE statement for one tenant as the agent role.
+ * The executor: runs ONE agent statement for one tenant as the agent role, on the fence engine
+ * (src/context/fence.ts) like every other fenced transaction. What it adds: the agent pool's
+ * checkout (agent-connection.ts: a time limit, and a guard on message sizes), the caps (rows
+ * asked of the server, rows and bytes kept: `PgStatement`), and for writes the audit record.
  *
- * Per request, on one pooled connection (agent-connection.ts: checked out within a time limit,
- * with a guard on message sizes), in this order:
- *   BEGIN [READ ONLY]
- *   SELECT set_config('tenantfence.context', $1, true), set_config('statement_timeout', $2, true), ...
- *   <the statement>                       extended protocol, bind parameters, Execute capped at maxRows + 1
- *   [write mode: the audit record, SELECT tenantfence.audit_append($1, $2)]
- *   ROLLBACK (reads) | COMMIT (writes); then the session is scrubbed (session-sql.ts)
- * On a pipelining pool (`pipeline: true`, the default) a read's four messages go out in one write
- * and come back in one round trip: nothing depends on the statement's outcome. A write waits for
- * the statement's result before it sends the rest, in a second round trip: its audit record holds
- * the result's row count, and it commits with the write or not at all; and nothing commits before
- * the gateway has read the whole result (a result the gateway cannot take is never committed).
+ * - Reads and EXPLAIN: one implicit, read-only transaction in ONE round trip: the signed
+ *   context and the pinned settings (timeouts, search_path, standard_conforming_strings), the
+ *   statement with Execute capped at maxRows + 1, the session reset; one Sync.
+ * - Writes: `BEGIN READ WRITE` + the context + the statement (one round trip when pipelining),
+ *   then the audit record `tenantfence.audit_append($1, $2)` and the engine's end (COMMIT + reset)
+ *   written together: the write commits with its record or not at all, and nothing commits before
+ *   the gateway has read the whole result (a result it cannot take is never committed).
  *
  * It does not call the firewall: the gateway service does, before it gets here. Tests call the
  * executor directly to show that the database alone (signed context, agent role, READ ONLY,
- * rollback, timeouts) holds when the firewall is skipped.
+ * timeouts) holds when the firewall is skipped.
  */
 import pg from 'pg';
-import { signContext, type SigningKey } from '../context/token.ts';
+import type { SigningKey } from '../context/token.ts';
 import { assertTenantId } from '../context/tenant-id.ts';
-import { checkout, tripped, ResultTooLargeError } from './agent-connection.ts';
-import { CappedQuery, type CappedResult } from './capped-query.ts';
+import { TenantfenceError } from '../errors.ts';
+import { fencedStatement, runFenced, type FenceOptions } from '../context/fence.ts';
+import { PgFenceConnection, type PgStatement, type PgStatementResult } from '../adapters/pg.ts';
+import { checkout, tripped, PoolTimeoutError, ResultTooLargeError } from './agent-connection.ts';
 import { loadServerProfile, type ServerProfile } from './server-profile.ts';
-import { COMMIT, ROLLBACK, SETUP, explainText } from './session-sql.ts';
+import { explainText } from './explain.ts';
 import { typeNames, valueTypes } from './types.ts';
 
 export { explainText };
@@ -134,67 +134,54 @@ export class Executor {
     const o = this.#o;
     await this.start();
     const maxRows = Math.min(request.maxRows ?? o.maxRows, o.maxRows);
-    const token = signContext(o.key, request.tenant, { ttlSeconds: Math.max(60, Math.ceil(o.statementTimeoutMs / 1000) * 2) });
     const text = request.explain ? explainText(request.sql) : request.sql;
-    // EXPLAIN never needs to write: even in write mode it runs READ ONLY and rolls back.
+    // EXPLAIN never needs to write: even in write mode it runs READ ONLY.
     const readOnly = o.mode === 'read' || request.explain === true;
     const dml = !request.explain && request.kind !== undefined && request.kind !== 'select';
-    const client = await checkout(o.pool, o.connectTimeoutMs ?? 5000, o.maxResponseBytes + MESSAGE_SLACK);
-    // Only a connection whose transaction ended (and whose session was scrubbed) goes back to the pool.
-    let clean = false;
+    const statement: PgStatement = {
+      text, values: request.params, fetchRows: dml ? 0 : maxRows + 1, keepRows: maxRows + 1, maxBytes: o.maxResponseBytes, types: valueTypes,
+    };
+    const options: FenceOptions = {
+      key: o.key,
+      ttlSeconds: Math.max(60, Math.ceil(o.statementTimeoutMs / 1000) * 2),
+      readOnly,
+      statementTimeoutMs: o.statementTimeoutMs,
+      lockTimeoutMs: o.lockTimeoutMs,
+      idleInTransactionTimeoutMs: o.idleInTransactionTimeoutMs,
+      // The firewall's parser assumes standard_conforming_strings (explain.ts says why).
+      settings: { search_path: this.#profile!.searchPath, standard_conforming_strings: 'on' },
+    };
+    let connection: PgFenceConnection | undefined;
+    const acquire = async () => (connection = new PgFenceConnection(await checkout(o.pool, o.connectTimeoutMs ?? 5000, o.maxResponseBytes + MESSAGE_SLACK)));
+    let recorded: Promise<unknown> | undefined;
     try {
-      const capped = new CappedQuery({ text, values: request.params, fetchRows: dml ? 0 : maxRows + 1, keepRows: maxRows + 1, maxBytes: o.maxResponseBytes, types: valueTypes });
-      const send = (client as { pipeline?: boolean }).pipeline
-        ? (steps: Step[]) => Promise.allSettled(steps.map((step) => step()))
-        : inSequence;
-      const end: Step = () => client.query(readOnly ? ROLLBACK : COMMIT);
-      const [b, s, statement, ended] = await send([
-        () => client.query(readOnly ? 'BEGIN READ ONLY' : 'BEGIN'),
-        () => client.query({
-          text: SETUP,
-          values: [token, `${o.statementTimeoutMs}`, `${o.lockTimeoutMs}`, `${o.idleInTransactionTimeoutMs}`, this.#profile!.searchPath],
-          queryMode: 'extended',
-        } as pg.QueryConfig),
-        // Not sent without its transaction and settings (pipelined, it cannot run without them
-        // either: a failed BEGIN or SETUP aborts what follows).
-        async (settled) => {
-          if (settled?.some((r) => r.status === 'rejected')) throw new Error('not sent: the transaction could not be set up');
-          client.query(capped as unknown as pg.QueryConfig);
-          return capped.done;
-        },
-        ...(readOnly ? [end] : []),
-      ]);
-      const ran = b!.status === 'fulfilled' && s!.status === 'fulfilled' && statement!.status === 'fulfilled';
-      const result = ran ? this.#shape((statement as PromiseFulfilledResult<CappedResult>).value, maxRows, dml) : undefined;
-      let recorded: Settled | undefined;
-      let e = ended;
-      if (!readOnly && !tripped(client)) {
-        const record = result && request.record;
-        if (record) [recorded, e] = await send([async () => client.query(record(result)), end]);
-        else [e] = await send([end]);
+      if (readOnly) {
+        return this.#shape((await fencedStatement(acquire, request.tenant, statement, options)) as PgStatementResult, maxRows, dml);
       }
-      if (tripped(client)) throw new ResultTooLargeError(o.maxResponseBytes);
-      if (!e || e.status === 'rejected') {
-        // A COMMIT the server refused (a deferred constraint, a serialization failure) is the
-        // statement's error; the scrub after it did not run, so the connection goes anyway.
-        if (sqlstateOf(e?.reason) !== undefined) throw new StatementError(e!.reason);
-        throw e?.reason ?? new Error('the transaction was not ended');
-      }
-      clean = true;
-      if (b!.status === 'rejected') throw b!.reason;
-      if (s!.status === 'rejected') throw s!.reason;
-      if (statement!.status === 'rejected') throw new StatementError(statement!.reason);
-      if (recorded?.status === 'rejected') throw new RecordError(recorded.reason);
-      if (!readOnly && (e.value as Array<{ command: string }>)[0]?.command !== 'COMMIT') {
-        throw new StatementError(Object.assign(new Error('the transaction did not commit'), { code: '40000' }));
-      }
-      return result!;
-    } finally {
-      client.release(clean ? undefined : new Error('the connection was not left clean'));
+      return await runFenced(acquire, request.tenant, async (c) => {
+        const pgc = c as PgFenceConnection;
+        const [ran] = await pgc.implicit([statement], 0).catch((error: unknown) => { throw new StatementError(error); });
+        const result = this.#shape(ran as PgStatementResult, maxRows, dml);
+        if (request.record) {
+          const { text: recordText, values } = request.record(result) as { text: string; values?: unknown[] };
+          recorded = pgc.query(recordText, values);
+          recorded.catch(() => undefined);
+          // A pipelining connection writes the engine's end right behind the record; otherwise wait.
+          if (!pgc.pipelining) await recorded.catch(() => undefined);
+        }
+        return result;
+      }, options);
+    } catch (error) {
+      if (connection && tripped(connection.client)) throw new ResultTooLargeError(o.maxResponseBytes);
+      if (error instanceof TenantfenceError && error.cause instanceof PoolTimeoutError) throw error.cause;
+      if (recorded && (await recorded.then(() => false, () => true))) throw new RecordError(await recorded.catch((e: unknown) => e));
+      if (error instanceof StatementError || error instanceof TenantfenceError) throw error;
+      // The statement, or the COMMIT the server refused (a deferred constraint, a serialization failure).
+      throw sqlstateOf(error) !== undefined ? new StatementError(error) : error;
     }
   }
 
-  #shape(result: CappedResult, maxRows: number, dml: boolean): ExecuteResult {
+  #shape(result: PgStatementResult, maxRows: number, dml: boolean): ExecuteResult {
     const columns = result.fields.map((f) => ({ name: f.name, type: this.#names?.get(f.dataTypeID) ?? `oid:${f.dataTypeID}` }));
     let rows = result.rows;
     let truncatedBy: ExecuteResult['truncatedBy'];
@@ -202,7 +189,7 @@ export class Executor {
       rows = rows.slice(0, maxRows);
       truncatedBy = 'maxRows';
     }
-    // The raw-size guard in CappedQuery bounds memory; this cut bounds the JSON actually sent.
+    // The raw-size cap on the statement bounds memory; this cut bounds the JSON actually sent.
     let bytes = 2;
     for (let i = 0; i < rows.length; i++) {
       bytes += Buffer.byteLength(JSON.stringify(rows[i])) + 1;
@@ -218,26 +205,7 @@ export class Executor {
   }
 }
 
-type Settled = PromiseSettledResult<unknown>;
-type Step = (settled?: Settled[]) => Promise<unknown>;
-
 function sqlstateOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
-
-/**
- * Without pipelining, one message at a time (pg deprecates queueing behind a running query); each
- * step sees what the earlier ones settled to, and every step runs (the last one ends the transaction).
- */
-async function inSequence(steps: Step[]): Promise<Settled[]> {
-  const out: Settled[] = [];
-  for (const step of steps) {
-    try {
-      out.push({ status: 'fulfilled', value: await step(out) });
-    } catch (reason) {
-      out.push({ status: 'rejected', reason });
-    }
-  }
-  return out;
 }

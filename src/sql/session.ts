@@ -1,42 +1,104 @@
 /**
- * Ending a tenant's transaction on a pooled connection so that nothing the transaction's SQL did
- * reaches the next user of that connection, whoever its tenant.
+ * Ending a tenant's transaction on a pooled connection so that nothing its SQL did reaches the
+ * next user of that connection, whoever its tenant.
  *
  * SQL running in a transaction can leave session state behind that COMMIT (and, for some of it,
  * ROLLBACK) keeps: the context copied to the session (`set_config(..., false)`), other settings
  * (`search_path`), `SET ROLE`, WITH HOLD cursors, LISTEN, session advisory locks, temporary tables,
- * views and functions (a temp view named like a real table shadows it for the next request), and
- * prepared statements (PREPARE reuses the names node-postgres gives its named queries, so a
- * replaced statement would run under the next tenant's context). All of it is undone here in one
- * simple-protocol message after COMMIT or ROLLBACK: one round trip. Prepared statements cannot be
- * dropped wholesale without breaking the driver's own named statements, so any made by SQL
- * (`from_sql`) marks the connection dirty, and the caller destroys it instead of pooling it.
+ * views and functions (a temp view named like a real table shadows it for the next request), a
+ * seeded `random()` (`setseed`), and prepared statements (PREPARE can reuse a driver's statement
+ * name, so a replaced statement would run under the next tenant's context; DEALLOCATE can drop the
+ * driver's own).
+ *
+ * All of it is undone by one call, `tenantfence.reset_session(drop_prepared)`, installed by
+ * `init` and owned by the NOLOGIN owner (SQL cannot replace it). Being a PL/pgSQL function, its
+ * prepared-statement check is planned once per session, not once per reset (a plain query was
+ * parsed and planned on every reset: 20–30 µs). Every name in it is schema-qualified, so a
+ * search_path left by SQL cannot redirect it, and RESET ALL runs first anyway.
+ *
+ * `drop_prepared`: a driver that has no named statements of its own on the connection (node-postgres
+ * by default, the gateway always) drops every prepared statement (DEALLOCATE ALL), which needs no
+ * check. Otherwise the function returns -1 when SQL made a prepared statement (the connection must
+ * be destroyed), else the number of protocol-level statements left, which the binding compares with
+ * the number its driver believes it has (fewer means SQL dropped one: destroy too).
  */
+import { randomInt } from 'node:crypto';
 import { CONTEXT_SETTING } from '../context/token.ts';
+import { literal } from './quote.ts';
+import { SCHEMA } from './roles.ts';
 
-/** Undoes every kind of session state above except prepared statements (callers differ there). */
-export const SESSION_RESET = [
-  'CLOSE ALL',
-  'UNLISTEN *',
-  'RESET ALL',
-  // RESET ALL leaves the role and the session authorization alone.
-  'RESET ROLE',
-  'RESET SESSION AUTHORIZATION',
-  'DISCARD TEMP',
-  'DISCARD SEQUENCES',
-].join('; ');
+export const RESET_FUNCTION = `${SCHEMA}.reset_session`;
 
-/** Session advisory locks survive COMMIT and ROLLBACK alike; so does a session-level context. */
-export const UNLOCK_AND_CLEAR = `SELECT pg_catalog.pg_advisory_unlock_all(), pg_catalog.set_config('${CONTEXT_SETTING}', '', false)`;
+export const resetSessionFunction = `CREATE OR REPLACE FUNCTION ${RESET_FUNCTION}(drop_prepared boolean, seed double precision) RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $tf$
+DECLARE
+  made_by_sql boolean;
+  kept integer;
+BEGIN
+  -- RESET ALL leaves the role and the session authorization alone, hence the two after it.
+  EXECUTE 'RESET ALL';
+  EXECUTE 'RESET ROLE';
+  EXECUTE 'RESET SESSION AUTHORIZATION';
+  EXECUTE 'CLOSE ALL';
+  EXECUTE 'UNLISTEN *';
+  EXECUTE 'DISCARD TEMP';
+  EXECUTE 'DISCARD SEQUENCES';
+  PERFORM pg_catalog.pg_advisory_unlock_all();
+  PERFORM pg_catalog.set_config(${literal(CONTEXT_SETTING)}, '', false);
+  -- A seed chosen by SQL would make the next request's random() predictable: reseed with one the
+  -- engine drew from Node's CSPRNG (drawing it here, from gen_random_uuid(), cost ~10 µs).
+  PERFORM pg_catalog.setseed(seed);
+  IF drop_prepared THEN
+    EXECUTE 'DEALLOCATE ALL';
+    RETURN 0;
+  END IF;
+  SELECT pg_catalog.bool_or(p.from_sql), pg_catalog.count(*) FILTER (WHERE NOT p.from_sql)
+    INTO made_by_sql, kept FROM pg_catalog.pg_prepared_statements p;
+  RETURN CASE WHEN made_by_sql THEN -1 ELSE kept END;
+END
+$tf$`;
 
-const RESET = `${SESSION_RESET}; ${UNLOCK_AND_CLEAR},
-     EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) AS dirty`;
+/**
+ * The current transaction's start in microseconds: the fence engine reads it when it opens the
+ * fence and `tenantfence.fence_intact()` compares it when it ends (src/sql/init.ts).
+ */
+export const TRANSACTION_START = `(pg_catalog.date_part('epoch', pg_catalog.now()) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8`;
 
-export const COMMIT_AND_RESET = `COMMIT; ${RESET}`;
-export const ROLLBACK_AND_RESET = `ROLLBACK; ${RESET}`;
+/**
+ * SQL in the fence may have left `statement_timeout = 1` for the session; the end's statements must
+ * not be cancelled by it, so the timeout is lifted first (RESET ALL in the reset restores it).
+ */
+const UNTIMED = 'SET statement_timeout = 0';
 
-/** Reads the outcome of COMMIT_AND_RESET / ROLLBACK_AND_RESET from node-postgres's results. */
-export function resetOutcome(results: unknown): { tag: string | undefined; dirty: boolean } {
-  const list = (Array.isArray(results) ? results : [results]) as Array<{ command?: string; rows?: Array<{ dirty?: boolean }> }>;
-  return { tag: list[0]?.command, dirty: list[list.length - 1]?.rows?.[0]?.dirty !== false };
+/**
+ * The end of a fenced transaction, one simple-protocol message. `fence_intact` fails (25000) when
+ * the fence's transaction is no longer the current one, which aborts the rest: nothing is
+ * committed after a break. Results: [SET, fence_intact, COMMIT|ROLLBACK, reset].
+ */
+export function endBatch(finish: 'COMMIT' | 'ROLLBACK', opened: string, dropPrepared: boolean): string {
+  return `${UNTIMED}; SELECT ${SCHEMA}.fence_intact(${opened}); ${finish}; ${resetCall(dropPrepared)}`;
+}
+
+/** After an error: roll back (when inside a transaction block) and reset. The last result is the reset. */
+export function abortBatch(inTransaction: boolean, dropPrepared: boolean): string {
+  return `${inTransaction ? 'ROLLBACK; ' : ''}${UNTIMED}; ${resetCall(dropPrepared)}`;
+}
+
+/**
+ * The call that resets the session, as SQL text (no parameters: it goes in simple-protocol
+ * batches). The seed is a fresh random number in [-1, 1], never anything a caller supplies.
+ */
+export function resetCall(dropPrepared: boolean): string {
+  const seed = (randomInt(0, 2 ** 47) / 2 ** 46 - 1).toFixed(15);
+  return `SELECT ${RESET_FUNCTION}(${dropPrepared}, ${seed}) AS kept`;
+}
+
+/**
+ * What the reset said: whether the connection may be pooled again. `expected` is the number of
+ * prepared statements the driver believes it has; undefined when it dropped them all.
+ */
+export function resetIsClean(kept: unknown, expected: number | undefined): boolean {
+  const n = Number(kept);
+  if (!Number.isInteger(n) || n < 0) return false;
+  return expected === undefined ? n === 0 : n === expected;
 }

@@ -1,17 +1,10 @@
 /** The CLI as a user runs it: a real process, real exit codes, no stack traces. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { runCli } from '../support/cli.ts';
 
-function run(args: string[], env: Record<string, string | undefined> = {}) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, TENANTFENCE_SECRET: undefined, ...env },
-    timeout: 120_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const run = runCli;
 
 let db: TestDatabase;
 before(async () => {

@@ -71,5 +71,6 @@ test('cursors WITH HOLD, LISTEN, settings, SET ROLE and advisory locks are gone 
     timeout: (await c.query<{ t: string }>('SELECT current_setting($1) AS t', ['statement_timeout'])).rows[0]!.t,
     locks: (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()`)).rows[0]!.n,
   }));
-  assert.deepEqual(state, { user: db.roles.app, cursors: 0, channels: 0, searchPath: '"$user", public', timeout: '0', locks: 0 });
+  // The timeout B sees is the fence's own per-transaction pin, not the 1 ms A left behind.
+  assert.deepEqual(state, { user: db.roles.app, cursors: 0, channels: 0, searchPath: '"$user", public', timeout: '30s', locks: 0 });
 });

@@ -6,10 +6,12 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { ErrorCodes } from '../../errors.ts';
 import { withTenant, type PgClientLike } from '../../adapters/pg.ts';
 import { generateKey, signContext, CONTEXT_SETTING } from '../../context/token.ts';
 import { connect, urlForDatabase, urlForRole } from '../../embedded/database.ts';
 import { ident, literal } from '../../sql/quote.ts';
+import { actAs } from '../../sql/membership.ts';
 import { init } from './init.ts';
 import { protect } from './protect.ts';
 
@@ -95,8 +97,10 @@ export async function demo(options: { url: string | undefined }): Promise<DemoRe
     const key = generateKey('demo');
     await init({ db, appRole: roles.app, agentRole: roles.agent, secret: `demo.${key.secret.toString('base64url')}` });
     await setUpTables(db, roles, password);
-    await protect({ db, tables: ['conversations'], appRole: roles.app, agentRole: roles.agent });
+    // Rows go in before row level security is on: the admin is no superuser on managed PostgreSQL.
     await seed(db);
+    await protectNaive(db);
+    await protect({ db, tables: ['conversations'], appRole: roles.app, agentRole: roles.agent });
 
     const pool = (role: string) => {
       const p = new pg.Pool({ connectionString: urlForRole(dbUrl, role, password), max: 2 });
@@ -131,6 +135,9 @@ function defaultUrl(client: pg.Client): string {
 
 async function setUpTables(db: pg.Client, roles: Record<'owner' | 'app' | 'agent' | 'naive', string>, password: string): Promise<void> {
   await db.query(`CREATE ROLE ${ident(roles.owner)} NOLOGIN`);
+  // Without superuser, handing a table to a role needs membership in it and its CREATE on the schema.
+  await db.query(actAs(roles.owner).text);
+  await db.query(`GRANT CREATE ON SCHEMA public TO ${ident(roles.owner)}`);
   for (const role of [roles.app, roles.agent]) await db.query(`ALTER ROLE ${ident(role)} PASSWORD ${literal(password)}`);
   await db.query(SEED_TABLE);
   await db.query(`ALTER TABLE conversations OWNER TO ${ident(roles.owner)}`);
@@ -139,16 +146,20 @@ async function setUpTables(db: pg.Client, roles: Record<'owner' | 'app' | 'agent
   await db.query(`CREATE SCHEMA naive AUTHORIZATION ${ident(roles.owner)}`);
   await db.query(`${SEED_TABLE.replace('conversations', 'naive.conversations')}`);
   await db.query(`ALTER TABLE naive.conversations OWNER TO ${ident(roles.owner)}`);
-  await db.query(`ALTER TABLE naive.conversations ENABLE ROW LEVEL SECURITY`);
-  await db.query(`ALTER TABLE naive.conversations FORCE ROW LEVEL SECURITY`);
-  await db.query(`CREATE POLICY tenant_isolation ON naive.conversations
-    USING (tenant_id = current_setting('app.tenant_id', true)::uuid)
-    WITH CHECK (tenant_id = current_setting('app.tenant_id', true)::uuid)`);
   await db.query(`CREATE INDEX conversations_tenant_idx ON naive.conversations (tenant_id, created_at DESC)`);
   await db.query(`GRANT USAGE ON SCHEMA naive TO ${ident(roles.naive)}`);
   await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA naive TO ${ident(roles.naive)}`);
   await db.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA naive TO ${ident(roles.naive)}`);
   await db.query(`ALTER ROLE ${ident(roles.naive)} SET search_path = naive`);
+}
+
+/** The seed recipe's policy on a GUC, verbatim. */
+async function protectNaive(db: pg.Client): Promise<void> {
+  await db.query(`ALTER TABLE naive.conversations ENABLE ROW LEVEL SECURITY`);
+  await db.query(`ALTER TABLE naive.conversations FORCE ROW LEVEL SECURITY`);
+  await db.query(`CREATE POLICY tenant_isolation ON naive.conversations
+    USING (tenant_id = current_setting('app.tenant_id', true)::uuid)
+    WITH CHECK (tenant_id = current_setting('app.tenant_id', true)::uuid)`);
 }
 
 async function seed(db: pg.Client): Promise<void> {
@@ -194,12 +205,12 @@ async function runChecks(
     client.release();
   }
 
-  const before = await countByTenant(db, TENANT_B);
+  const before = await countByTenant(appPool, key, TENANT_B);
   let insertError = '';
   await withTenant(appPool, TENANT_A, (c) => c.query(`INSERT INTO conversations (tenant_id, agent_id) VALUES ($1, $2)`, [TENANT_B, randomUUID()]), { key }).catch(
     (e: { code?: string }) => (insertError = e.code ?? 'error'),
   );
-  const after = await countByTenant(db, TENANT_B);
+  const after = await countByTenant(appPool, key, TENANT_B);
   add(
     'cross-tenant-insert-rejected',
     insertError === '42501' && before === after,
@@ -222,9 +233,12 @@ async function runChecks(
   return checks;
 }
 
-async function countByTenant(db: pg.Client, tenant: string): Promise<number> {
-  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.conversations WHERE tenant_id = $1', [tenant]);
-  return rows[0]!.n;
+/** Tenant B's rows as B sees them: the admin is no superuser, so it sees none without a context. */
+async function countByTenant(appPool: pg.Pool, key: ReturnType<typeof generateKey>, tenant: string): Promise<number> {
+  return withTenant(appPool, tenant, async (c) => {
+    const { rows } = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM public.conversations WHERE tenant_id = $1', [tenant]);
+    return rows[0]!.n;
+  }, { key });
 }
 
 function describe(seen: Record<string, number>): string {
@@ -269,8 +283,9 @@ async function runFenced(pool: pg.Pool, key: ReturnType<typeof generateKey>, att
       return 0;
     });
   }, { key }).catch((error: unknown) => {
-    // The failed attack leaves the transaction aborted, so withTenant reports the rollback.
-    if (!attackFailed) throw error;
+    // A failed attack leaves the transaction aborted, so withTenant reports the rollback; an attack
+    // that ended the transaction is reported as a broken fence. Either way what it saw is counted.
+    if (!attackFailed && (error as { code?: string }).code !== ErrorCodes.FENCE_BROKEN) throw error;
   });
   return seen > 0 ? 'leaked' : 'blocked';
 }

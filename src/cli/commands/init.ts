@@ -1,6 +1,7 @@
 import { TenantfenceError, ErrorCodes } from '../../errors.ts';
 import { formatSecret, generateKey, parseSecret, type SigningKey } from '../../context/token.ts';
 import { planInit } from '../../sql/init.ts';
+import { unappliedHardening } from '../../sql/hardening.ts';
 import { addKeyStatement, storedKey } from '../../sql/keys.ts';
 import { toTenantfenceError } from '../../sql/apply.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
@@ -37,6 +38,8 @@ export interface InitResult {
   readonly keyId: string | undefined;
   /** Set only when init generated the key: shown once, stored nowhere else readable. */
   readonly generatedSecret: string | undefined;
+  /** Hardening PostgreSQL did not apply for the connected role, each with what its owner must run. */
+  readonly warnings: readonly string[];
 }
 
 export async function init(options: InitOptions): Promise<InitResult> {
@@ -78,10 +81,10 @@ export async function init(options: InitOptions): Promise<InitResult> {
       ? `\n-- Next: store key ${key.kid} (not printed): after applying this SQL, run \`tenantfence init\` once with TENANTFENCE_SECRET set; it finds everything else in place.\n`
       : (await hasActiveKey(options.db)) ? ''
       : `\n-- Next: this SQL stores no signing key. After applying it, run \`tenantfence keys rotate\` against the database: it stores a new key and prints TENANTFENCE_SECRET once.\n`;
-    return { roles, sql, applied: false, keyId: key?.kid, generatedSecret: undefined };
+    return { roles, sql, applied: false, keyId: key?.kid, generatedSecret: undefined, warnings: [] };
   }
   await applyChecked(options.db, statements, roles, { end: 'COMMIT', command: 'init' });
-  return { roles, sql, applied: true, keyId: key?.kid, generatedSecret: generated };
+  return { roles, sql, applied: true, keyId: key?.kid, generatedSecret: generated, warnings: await unappliedHardening(options.db) };
 }
 
 async function keysTableExists(db: Queryable): Promise<boolean> {

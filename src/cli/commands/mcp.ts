@@ -6,7 +6,7 @@ import { TenantfenceError, ErrorCodes } from '../../errors.ts';
 import { createMcpApp, serveMcpStdio } from '../../gateway/mcp.ts';
 import { optionsFromEnv } from '../../gateway/options.ts';
 import { GatewayService } from '../../gateway/service.ts';
-import { listenOn, type GatewayCommandOptions, type RunningServer } from './serve.ts';
+import { listenOn, startFailure, type GatewayCommandOptions, type RunningServer } from './serve.ts';
 
 export interface McpOptions extends GatewayCommandOptions {
   /** Serve Streamable HTTP instead of stdio. */
@@ -36,9 +36,7 @@ export async function mcp(options: McpOptions = {}): Promise<RunningMcp> {
     }
   } catch (error) {
     await service.close();
-    throw error instanceof TenantfenceError
-      ? error
-      : new TenantfenceError(ErrorCodes.CONNECTION, 'The MCP server could not start: check TENANTFENCE_AGENT_DATABASE_URL and that `tenantfence init` ran.', { cause: error });
+    throw startFailure('The MCP server', error);
   }
   const app = createMcpApp(service);
   const running = await listenOn(app.fetch, options.host ?? '127.0.0.1', options.port ?? 8788, () => service.close());

@@ -4,7 +4,7 @@
  */
 import { serve as listen } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
-import { TenantfenceError, ErrorCodes } from '../../errors.ts';
+import { TenantfenceError, ErrorCodes, connectionProblem, toTenantfenceError } from '../../errors.ts';
 import { createGateway } from '../../gateway/http.ts';
 import { optionsFromEnv, type GatewayOptions } from '../../gateway/options.ts';
 
@@ -37,9 +37,27 @@ export async function serve(options: ServeOptions = {}): Promise<RunningServer> 
     await app.service.start();
   } catch (error) {
     await app.close();
-    throw new TenantfenceError(ErrorCodes.CONNECTION, 'The gateway could not start: check TENANTFENCE_AGENT_DATABASE_URL (the agent role must log in) and that `tenantfence init` ran.', { cause: error });
+    throw startFailure('The gateway', error);
   }
   return listenOn(app.fetch, host, port, () => app.close());
+}
+
+/**
+ * A gateway that cannot start says why: it logs in as the agent role, so the usual causes are that
+ * role's login (no password in the URL, a wrong one) and a database where init has not run.
+ */
+export function startFailure(what: string, error: unknown): TenantfenceError {
+  if (error instanceof TenantfenceError) return error;
+  const problem = connectionProblem(error);
+  if (problem) {
+    return new TenantfenceError(
+      ErrorCodes.CONNECTION,
+      `${what} could not log in as the agent role (TENANTFENCE_AGENT_DATABASE_URL, or DATABASE_URL with the agent role as user): ${problem}.`,
+      { cause: error },
+    );
+  }
+  const mapped = toTenantfenceError(error);
+  return new TenantfenceError(mapped.code, `${what} could not start (${mapped.message.replace(/\.$/, '')}); check that \`tenantfence init\` ran on this database.`, { cause: error });
 }
 
 /** Starts a Node HTTP server for a fetch handler; shared with `tenantfence mcp --http`. */

@@ -1,0 +1,439 @@
+/**
+ * The fence engine: the one fenced transaction that `withTenant`, `tenantQuery`, the gateway and
+ * every driver binding run on (DESIGN.md, "context/"). A binding only adapts its driver to
+ * `FenceConnection`; signing, the context, the pinned settings, ending the transaction, the
+ * session reset and the decision to pool or destroy the connection live here, once.
+ *
+ * Two shapes, and their round trips (docs/context.md, "Round trips"):
+ * - `runFenced` (a callback of N queries): `BEGIN …; SELECT set_config(…)` opens the fence; on a
+ *   pipelining connection it travels with the callback's first query. The end is one message:
+ *   `SELECT tenantfence.fence_intact(…); COMMIT; SELECT tenantfence.reset_session(…)`.
+ *   N + 1 round trips pipelined, N + 2 otherwise.
+ * - `fencedStatement` (one statement): the context, the statement and the reset as ONE implicit
+ *   transaction (extended protocol, one Sync, no BEGIN/COMMIT): one round trip. A binding without
+ *   that capability falls back to `runFenced` with one query.
+ *
+ * A fence is broken when SQL inside it ends the transaction (COMMIT, ROLLBACK, then more SQL
+ * outside the fence; through PgBouncer in transaction mode that later SQL may land on another
+ * server connection). The engine detects it from the server's transaction status where the driver
+ * reports it and, in every case, with `tenantfence.fence_intact()`, which compares the current
+ * transaction's start time with the one read when the fence opened. A broken fence fails the call
+ * (`TF_FENCE_BROKEN`) and destroys the connection; nothing after the break is committed by the engine.
+ */
+import { TenantfenceError, ErrorCodes } from '../errors.ts';
+import { assertTenantId } from './tenant-id.ts';
+import { getTenant, runWithTenant } from './storage.ts';
+import { CONTEXT_SETTING, DEFAULT_TTL_SECONDS, parseSecret, signContext, type SigningKey } from './token.ts';
+import { abortBatch, endBatch, resetCall, resetIsClean, TRANSACTION_START } from '../sql/session.ts';
+import { literal } from '../sql/quote.ts';
+
+/** One statement's outcome, driver-neutral. */
+export interface FenceResult<R = Record<string, unknown>> {
+  readonly command: string | null;
+  readonly rows: R[];
+  readonly rowCount: number | null;
+}
+
+/** One statement to send: SQL text with bind parameters, or a driver's own statement object. */
+export interface FenceStatement {
+  readonly text: string;
+  readonly values?: readonly unknown[];
+}
+
+/** A checked-out connection as the engine drives it; each binding implements it for its driver. */
+export interface FenceConnection {
+  /** The driver writes queued statements before the first answer comes back. */
+  readonly pipelining: boolean;
+  /** One statement over the extended protocol, with bind parameters. */
+  query(text: string, values?: readonly unknown[]): Promise<FenceResult>;
+  /** Several statements in one simple-protocol message (no parameters); one result each. */
+  batch(text: string): Promise<FenceResult[]>;
+  /**
+   * Optional: the statements as ONE implicit transaction in one round trip (Parse/Bind/Execute
+   * for each, then a single Sync). Resolves to one result per statement, or rejects with the
+   * first error (the statements after it were skipped and the transaction rolled back).
+   * `statement` may be a driver-specific object the binding knows how to send (the gateway's
+   * row-capped query); the engine passes it through untouched.
+   */
+  implicit?(statements: readonly unknown[]): Promise<FenceResult[]>;
+  /** Optional: the transaction status of the last ReadyForQuery: idle, in a block, or failed. */
+  transactionStatus?(): 'I' | 'T' | 'E' | undefined;
+  /**
+   * Optional: how many prepared statements the driver itself made on this connection. Undefined
+   * (or absent) means none, and the reset drops every prepared statement.
+   */
+  driverStatements?(): number | undefined;
+  /** Optional: the connection itself has failed (socket error or end, backend gone). */
+  failed?(): boolean;
+  /** Hands the connection back; with an Error it is destroyed, never pooled again. */
+  release(destroy?: Error): void;
+}
+
+export interface FenceOptions {
+  /** The signing key; defaults to `TENANTFENCE_SECRET` from the environment. */
+  readonly key?: SigningKey;
+  /** Token lifetime in seconds (default 300): it only has to outlive the transaction. */
+  readonly ttlSeconds?: number;
+  /** `BEGIN READ ONLY` (and, for a single statement, a read-only implicit transaction). */
+  readonly readOnly?: boolean;
+  /** End with ROLLBACK even when the work succeeded (the gateway's reads). */
+  readonly rollback?: boolean;
+  /** Strict mode: bind the token to this transaction's id (costs one round trip). */
+  readonly bindToTransaction?: boolean;
+  /** Per-transaction timeouts in ms (0 turns one off). Defaults: 30 s, 10 s, 60 s. */
+  readonly statementTimeoutMs?: number;
+  readonly lockTimeoutMs?: number;
+  readonly idleInTransactionTimeoutMs?: number;
+  /**
+   * Settings pinned for the transaction with `set_config(name, value, true)`, over the defaults in
+   * `PINNED_SETTINGS`, so that a default someone set on the role (`ALTER ROLE … SET`) cannot change
+   * how the fenced SQL behaves.
+   */
+  readonly settings?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Pinned in every fenced transaction, besides the timeouts. `row_security = off` on the role would
+ * make every request on a protected table fail; another DateStyle or IntervalStyle makes the
+ * drivers' date and interval parsers return garbage. (bytea_output is left alone: the drivers
+ * read both formats. The gateway adds standard_conforming_strings and its search_path.) Each pin
+ * costs about 1–2 µs of server time.
+ */
+export const PINNED_SETTINGS: Readonly<Record<string, string>> = Object.freeze({
+  row_security: 'on',
+  DateStyle: 'ISO, MDY',
+  IntervalStyle: 'postgres',
+});
+
+const DEFAULT_TIMEOUTS = { statement: 30_000, lock: 10_000, idle: 60_000 };
+const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_.]{0,62}$/;
+
+let envKey: SigningKey | undefined;
+function defaultKey(): SigningKey {
+  envKey ??= parseSecret(process.env.TENANTFENCE_SECRET);
+  return envKey;
+}
+
+/** The tenant given, or the request's (`runWithTenant`, the HTTP middleware); TF_NO_TENANT when neither. */
+export function resolveTenant(tenant: string | undefined): string {
+  const id = tenant ?? getTenant();
+  assertTenantId(id);
+  return id;
+}
+
+/**
+ * Checks out a connection, runs `fn` inside the fenced transaction for `tenant` (and inside
+ * `runWithTenant`, so `getTenant()` answers), ends it, resets the session, and releases or
+ * destroys the connection. `fn`'s error is rethrown as it is, after the rollback.
+ */
+export async function runFenced<T>(
+  acquire: () => Promise<FenceConnection>,
+  tenant: string | undefined,
+  fn: (connection: FenceConnection) => Promise<T>,
+  options: FenceOptions = {},
+): Promise<T> {
+  const id = resolveTenant(tenant);
+  const plan = new Plan(id, options);
+  const connection = await checkout(acquire);
+  const fence = new Fence(connection, plan);
+  try {
+    return await runWithTenant(id, () => fence.run(fn));
+  } finally {
+    connection.release(fence.discard);
+  }
+}
+
+/**
+ * One statement for `tenant` in one round trip when the binding can send an implicit transaction;
+ * otherwise `runFenced` with that one statement. Returns the statement's result.
+ */
+export async function fencedStatement(
+  acquire: () => Promise<FenceConnection>,
+  tenant: string | undefined,
+  statement: FenceStatement | object,
+  options: FenceOptions = {},
+): Promise<FenceResult> {
+  const id = resolveTenant(tenant);
+  const plan = new Plan(id, options);
+  if (plan.bindToTransaction) {
+    const { text, values } = statement as FenceStatement;
+    return runFenced(acquire, id, (c) => c.query(text, values), options);
+  }
+  const connection = await checkout(acquire);
+  if (!connection.implicit || !connection.transactionStatus) {
+    // The binding cannot send one implicit transaction: the callback shape, one query.
+    const fence = new Fence(connection, plan);
+    try {
+      const { text, values } = statement as FenceStatement;
+      return await runWithTenant(id, () => fence.run((c) => c.query(text, values)));
+    } finally {
+      connection.release(fence.discard);
+    }
+  }
+  const fence = new Fence(connection, plan);
+  try {
+    return await runWithTenant(id, () => fence.single(statement));
+  } finally {
+    connection.release(fence.discard);
+  }
+}
+
+async function checkout(acquire: () => Promise<FenceConnection>): Promise<FenceConnection> {
+  try {
+    return await acquire();
+  } catch (error) {
+    throw connectionError(error, 'No database connection could be opened for the fenced transaction; check the pool and the server, then retry.');
+  }
+}
+
+/** What one fenced transaction will send: the token, the settings, the ends. */
+class Plan {
+  /** Opens a callback's fence; also reads the transaction's start for `fence_intact`. */
+  readonly setup: FenceStatement;
+  /** The single statement's setup: the same settings, no start time (the status shows a break). */
+  readonly singleSetup: FenceStatement;
+  readonly begin: string;
+  readonly bindToTransaction: boolean;
+  readonly rollback: boolean;
+  readonly readOnly: boolean;
+  readonly #key: SigningKey;
+  readonly #tenant: string;
+  readonly #ttl: number;
+
+  constructor(tenant: string, options: FenceOptions) {
+    this.#key = options.key ?? defaultKey();
+    this.#tenant = tenant;
+    this.#ttl = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+    this.bindToTransaction = options.bindToTransaction === true;
+    this.rollback = options.rollback === true;
+    this.readOnly = options.readOnly === true;
+    this.begin = `BEGIN ISOLATION LEVEL READ COMMITTED ${this.readOnly ? 'READ ONLY' : 'READ WRITE'}`;
+    const settings: Record<string, string> = {
+      statement_timeout: timeout(options.statementTimeoutMs, DEFAULT_TIMEOUTS.statement, 'statementTimeoutMs'),
+      lock_timeout: timeout(options.lockTimeoutMs, DEFAULT_TIMEOUTS.lock, 'lockTimeoutMs'),
+      idle_in_transaction_session_timeout: timeout(options.idleInTransactionTimeoutMs, DEFAULT_TIMEOUTS.idle, 'idleInTransactionTimeoutMs'),
+      ...PINNED_SETTINGS,
+      ...options.settings,
+    };
+    const values: unknown[] = [this.token()];
+    const calls = [`pg_catalog.set_config(${literal(CONTEXT_SETTING)}, $1, true)`];
+    for (const [name, value] of Object.entries(settings)) {
+      if (!SETTING_NAME.test(name) || name.toLowerCase() === CONTEXT_SETTING || typeof value !== 'string') {
+        throw new TenantfenceError(ErrorCodes.USAGE, 'A pinned setting needs a plain setting name (not the tenant context) and a string value.');
+      }
+      values.push(value);
+      calls.push(`pg_catalog.set_config(${literal(name)}, $${values.length}, true)`);
+    }
+    // A single statement has no BEGIN: its implicit transaction turns read-only here, which is
+    // allowed at any point (only the other direction must come before the first query).
+    if (this.readOnly) calls.push(`pg_catalog.set_config('transaction_read_only', 'on', true)`);
+    this.setup = { text: `SELECT ${TRANSACTION_START} AS opened, ${calls.join(', ')}`, values };
+    this.singleSetup = { text: `SELECT ${calls.join(', ')}`, values };
+  }
+
+  /** A fresh token (strict mode binds it to the transaction id it is given). */
+  token(xid?: string): string {
+    return signContext(this.#key, this.#tenant, { ttlSeconds: this.#ttl, ...(xid ? { xid } : {}) });
+  }
+
+  /** The setup with a token bound to `xid` (strict mode). */
+  boundSetup(xid: string): FenceStatement {
+    return { text: this.setup.text, values: [this.token(xid), ...this.setup.values!.slice(1)] };
+  }
+}
+
+function timeout(value: number | undefined, fallback: number, name: string): string {
+  const ms = value ?? fallback;
+  if (!Number.isInteger(ms) || ms < 0 || ms > 2_147_483_647) {
+    throw new TenantfenceError(ErrorCodes.USAGE, `${name} must be a whole number of milliseconds (0 turns it off).`);
+  }
+  return String(ms);
+}
+
+/** One fenced transaction on one connection; `discard` says whether the connection must go. */
+class Fence {
+  discard: Error | undefined;
+  readonly #c: FenceConnection;
+  readonly #plan: Plan;
+
+  constructor(connection: FenceConnection, plan: Plan) {
+    this.#c = connection;
+    this.#plan = plan;
+  }
+
+  async run<T>(fn: (connection: FenceConnection) => Promise<T>): Promise<T> {
+    const c = this.#c;
+    let opened: string;
+    let result: T;
+    try {
+      if (this.#plan.bindToTransaction) {
+        await c.query(this.#plan.begin);
+        const { rows } = await c.query('SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text AS xid');
+        opened = openedAt(await c.query(this.#plan.setup.text, this.#plan.boundSetup(String(rows[0]!.xid)).values));
+        result = await fn(c);
+      } else if (c.pipelining) {
+        // BEGIN, the setup and fn's first query go out in one write. Both settle before the
+        // transaction ends, so fn never outlives it on this connection.
+        const [ready, done] = await Promise.allSettled([
+          Promise.all([c.query(this.#plan.begin), c.query(this.#plan.setup.text, this.#plan.setup.values)]),
+          fn(c),
+        ]);
+        if (ready.status === 'rejected') throw ready.reason;
+        opened = openedAt(ready.value[1]);
+        if (done.status === 'rejected') throw done.reason;
+        result = done.value;
+      } else {
+        await c.query(this.#plan.begin);
+        opened = openedAt(await c.query(this.#plan.setup.text, this.#plan.setup.values));
+        result = await fn(c);
+      }
+    } catch (error) {
+      await this.#abort(error);
+      throw this.#connectionOr(error);
+    }
+    await this.#end(opened);
+    return result;
+  }
+
+  /** Ends the transaction: COMMIT (or ROLLBACK) and the reset in one message. */
+  async #end(opened: string): Promise<void> {
+    const c = this.#c;
+    const status = c.transactionStatus?.();
+    if (status === 'I') return this.#broken();
+    if (status === 'E') {
+      await this.#abort(undefined);
+      throw rolledBack();
+    }
+    const finish = this.#plan.rollback ? 'ROLLBACK' : 'COMMIT';
+    let results: FenceResult[];
+    try {
+      results = await c.batch(endBatch(finish, opened, !c.driverStatements?.()));
+    } catch (error) {
+      if (sqlstate(error) === '25000') return this.#broken(error);
+      if (sqlstate(error) === '25P02') {
+        // A statement failed and fn carried on: the transaction can only roll back.
+        await this.#abort(undefined);
+        throw rolledBack();
+      }
+      this.discard = asError(error);
+      throw this.#connectionOr(error);
+    }
+    this.#checkReset(results[3]);
+    if (results[2]?.command !== finish) {
+      // COMMIT of a failed transaction answers ROLLBACK without an error; never report success.
+      throw rolledBack();
+    }
+  }
+
+  /** Rolls back and resets after an error; if even that fails, the connection goes. */
+  async #abort(pending: unknown): Promise<void> {
+    if (this.discard) return;
+    if (this.#dead(pending)) {
+      this.discard = asError(pending);
+      return;
+    }
+    try {
+      const results = await this.#c.batch(abortBatch(true, !this.#c.driverStatements?.()));
+      this.#checkReset(results[results.length - 1]);
+    } catch (error) {
+      this.discard = asError(error);
+    }
+  }
+
+  #checkReset(result: FenceResult | undefined): void {
+    if (!resetIsClean(result?.rows[0]?.kept, this.#c.driverStatements?.())) {
+      this.discard = new Error('SQL in the fence made or dropped prepared statements; the connection is not pooled again');
+    }
+  }
+
+  #broken(cause?: unknown): never {
+    this.discard = new Error('the fenced transaction was ended by SQL inside it');
+    throw new TenantfenceError(
+      ErrorCodes.FENCE_BROKEN,
+      'SQL inside the fence ended its transaction (COMMIT or ROLLBACK); the work after it ran without a tenant and the connection was discarded. Remove transaction control from the callback, or use the ORM binding, which turns nested transactions into savepoints.',
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
+  /** Connection-level failures become TF_CONNECTION (and the connection goes); others pass through. */
+  #connectionOr(error: unknown): unknown {
+    if (!this.#dead(error)) return error;
+    this.discard ??= asError(error);
+    return connectionError(error, 'The database connection failed during the fenced transaction and was discarded; nothing of it was committed unless its COMMIT had already completed. Retry the request.');
+  }
+
+  #dead(error: unknown): boolean {
+    return error !== undefined && (isConnectionError(error) || this.#c.failed?.() === true);
+  }
+
+  /** The context, the statement and the reset: one implicit transaction, one round trip. */
+  async single(statement: FenceStatement | object): Promise<FenceResult> {
+    const c = this.#c;
+    const drop = !c.driverStatements?.();
+    let results: FenceResult[];
+    try {
+      results = await c.implicit!([this.#plan.singleSetup, statement, { text: resetCall(drop) }]);
+    } catch (error) {
+      // The implicit transaction rolled back and the reset was skipped: run it on its own.
+      await this.#reset(error);
+      throw this.#connectionOr(error);
+    }
+    // A statement that opened a transaction block (BEGIN) leaves the session inside it.
+    if (c.transactionStatus!() !== 'I') return this.#broken();
+    this.#checkReset(results[2]);
+    return results[1]!;
+  }
+
+  async #reset(pending: unknown): Promise<void> {
+    if (this.#dead(pending)) {
+      this.discard = asError(pending);
+      return;
+    }
+    try {
+      const results = await this.#c.batch(abortBatch(this.#c.transactionStatus?.() !== 'I', !this.#c.driverStatements?.()));
+      this.#checkReset(results[results.length - 1]);
+    } catch (error) {
+      this.discard = asError(error);
+    }
+  }
+}
+
+function openedAt(result: FenceResult): string {
+  const opened = String(result.rows[0]?.opened ?? '');
+  if (!/^-?[0-9]{1,20}$/.test(opened)) throw new TenantfenceError(ErrorCodes.INTERNAL, 'The fence could not read its transaction start; report this as a tenantfence bug.');
+  return opened;
+}
+
+function rolledBack(): TenantfenceError {
+  return new TenantfenceError(
+    ErrorCodes.DATABASE,
+    'The transaction was rolled back because a statement in it failed; handle the error inside the callback or let it propagate.',
+  );
+}
+
+function sqlstate(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/**
+ * The server says the connection is gone: a connection-exception class (08…) or the backend
+ * ended (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now), or the socket
+ * failed (ECONNRESET, EPIPE, …). The binding's `failed()` covers what carries no code.
+ */
+export function isConnectionError(error: unknown): boolean {
+  if (error instanceof TenantfenceError) return false;
+  const state = sqlstate(error);
+  if (state) return state.startsWith('08') || state === '57P01' || state === '57P02' || state === '57P03';
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
+}
+
+function connectionError(error: unknown, message: string): TenantfenceError {
+  if (error instanceof TenantfenceError) return error;
+  return new TenantfenceError(ErrorCodes.CONNECTION, message, { cause: error });
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}

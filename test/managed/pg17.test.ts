@@ -1,0 +1,3 @@
+import { managedSuite } from './suite.ts';
+
+managedSuite(17);
