@@ -53,7 +53,8 @@ export async function applyChecked(
 
 function unsafeRole(command: string, problems: readonly Finding[]): TenantfenceError {
   const first = problems[0]!;
-  const more = problems.length > 1 ? ` (${problems.length - 1} more; \`tenantfence audit\` lists them)` : '';
+  const others = [...new Set(problems.slice(1).map((p) => p.rule))];
+  const more = problems.length > 1 ? ` (${problems.length - 1} more${others.length > 0 ? `, from ${others.join(', ')}` : ''}; \`tenantfence audit\` lists them)` : '';
   const fix = first.remediation ? ` Fix: ${first.remediation.split('\n')[0]}` : '';
   return new TenantfenceError(
     ErrorCodes.UNSAFE_ROLE,
