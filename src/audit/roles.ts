@@ -37,12 +37,19 @@ export async function applyChecked(
   db: Queryable,
   statements: readonly Statement[],
   roles: Roles,
-  options: { end: 'COMMIT' | 'ROLLBACK'; tenantColumn?: string; command: string },
+  options: {
+    end: 'COMMIT' | 'ROLLBACK';
+    tenantColumn?: string;
+    command: string;
+    /** Findings the command reports itself instead of refusing (init: hardening PostgreSQL skipped). */
+    tolerated?: (db: Queryable) => Promise<(f: Finding) => boolean>;
+  },
 ): Promise<void> {
   await db.query('BEGIN');
   try {
     for (const s of statements) await db.query(s.text, s.values as unknown[] | undefined);
-    const problems = await roleErrors(db, roles, options.tenantColumn);
+    const tolerated = (await options.tolerated?.(db)) ?? (() => false);
+    const problems = (await roleErrors(db, roles, options.tenantColumn)).filter((f) => !tolerated(f));
     if (problems.length > 0) throw unsafeRole(options.command, problems);
     await db.query(options.end);
   } catch (error) {
