@@ -28,10 +28,14 @@ const IS_ADMIN = `pg_catalog.pg_has_role(session_user, ${literal(ADMIN_ROLE)}, '
 
 export function planAdmin(): Statement[] {
   return [
+    // Roles are cluster-wide: an init in another database may create it between our check and our
+    // CREATE (its transaction commits while ours waits on the name), which is no error here.
     sql(`DO $tf$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${literal(ADMIN_ROLE)}) THEN
     CREATE ROLE ${ADMIN} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION;
   END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+  NULL;
 END $tf$`),
     sql(`CREATE TABLE IF NOT EXISTS ${LOG} (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -22,7 +22,12 @@ const OWNER = ident(OWNER_ROLE);
 function ensureRole(name: string, attributes: string, differs: string): Statement {
   return sql(`DO $tf$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${literal(name)}) THEN
-    CREATE ROLE ${ident(name)} ${attributes};
+    -- an init in another database may create it first (roles are cluster-wide): not an error
+    BEGIN
+      CREATE ROLE ${ident(name)} ${attributes};
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+      NULL;
+    END;
   ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${literal(name)} AND (${differs})) THEN
     ALTER ROLE ${ident(name)} ${attributes};
   END IF;
