@@ -61,6 +61,8 @@ export const ErrorCodes = {
   RESULT_TOO_LARGE: 'TF_RESULT_TOO_LARGE',
   /** A long-running command (bench) was stopped by SIGINT or SIGTERM after cleaning up. */
   INTERRUPTED: 'TF_INTERRUPTED',
+  /** `protect` found permissive policies of someone else's on a table (they widen the tenant policy). */
+  POLICY_CONFLICT: 'TF_POLICY_CONFLICT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -10,7 +10,8 @@ params AS (
 ),
 -- tenantfence's own names (src/sql/roles.ts; a test keeps the two in step).
 fence AS (
-  SELECT 'tenantfence'::text AS schema, 'tenantfence_owner'::text AS owner, 'tenantfence_isolation'::text AS policy
+  SELECT 'tenantfence'::text AS schema, 'tenantfence_owner'::text AS owner, 'tenantfence_isolation'::text AS policy,
+         'tenantfence_admin'::text AS admin_role
 ),
 -- The app and agent roles, when they exist: the roles that must stay inside the fence.
 fenced AS (
@@ -49,10 +50,11 @@ tenant_tables AS (
          quote_ident(a.attname) AS tenant_sql,
          -- The tenant column as pg_get_expr prints it, escaped for use inside a regular expression.
          regexp_replace(quote_ident(a.attname), '([.^$*+?()\[\]{}|\\])', '\\\1', 'g') AS tenant_re,
-         -- What `tenantfence protect` would install (src/sql/protect.ts; a test keeps them equal).
-         format(E'DROP POLICY IF EXISTS %1$I ON %2$s;\nCREATE POLICY %1$I ON %2$s AS PERMISSIVE FOR ALL TO PUBLIC\n  USING (%3$s)\n  WITH CHECK (%3$s);',
-                f.policy, format('%I.%I', n.nspname, c.relname),
-                format('%I = (SELECT %I.current_tenant()::%s)', a.attname, f.schema, format_type(a.atttypid, a.atttypmod))) AS fence_policy
+         -- tenantfence's policy for this table, and its predicate, as markers the runner replaces
+         -- with what src/sql/policy.ts renders (one renderer for protect and every remediation).
+         -- The marker carries the run's random nonce, so a table name cannot forge one.
+         concat(E'\x01', current_setting('tenantfence.audit_nonce', true), ':policy:', c.oid, E'\x01') AS fence_policy,
+         concat(E'\x01', current_setting('tenantfence.audit_nonce', true), ':predicate:', c.oid, E'\x01') AS fence_predicate
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     CROSS JOIN params p
@@ -142,7 +144,8 @@ setting_readers (kind, oid, name, print_re, source_re) AS (
 -- Policies on tenant tables. `applies` is false only for policies limited to roles that neither
 -- fenced role belongs to (an admin-only policy cannot widen what the app or agent sees).
 policies AS (
-  SELECT t.oid AS table_oid, t.object, t.sql_name, t.tenant_re, t.tenant_type, t.tenant_attnum, t.fence_policy,
+  SELECT t.oid AS table_oid, t.object, t.sql_name, t.tenant_re, t.tenant_type, t.tenant_attnum, t.tenant_sql,
+         t.fence_policy, t.fence_predicate,
          pol.polname::text COLLATE "C" AS policy, pol.polcmd AS cmd, pol.polpermissive AS permissive, pol.polroles AS roles,
          CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
                          WHEN 'd' THEN 'DELETE' ELSE 'ALL' END AS cmd_name,

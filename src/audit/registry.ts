@@ -1,12 +1,14 @@
 /**
  * The rule registry, built from the `rules/` folder (STYLE.md: rules are data, not a hand list).
- * A rule is `<id>.sql` plus `<id>.md`; the doc's front matter gives its title, level and category.
+ * A rule is `<id>.sql` plus `<id>.md`; the doc's front matter gives its title, level and category,
+ * `scope: role` for a rule about what the app and agent roles are (init enforces those), and what
+ * a finding `exposes` (the report's order after the level).
  * A half-written rule (one file of the pair, a bad level) fails loudly at load time.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { LEVELS, type Category, type Level, type Rule } from './finding.ts';
+import { EXPOSURES, LEVELS, type Category, type Exposure, type Level, type Rule, type Scope } from './finding.ts';
 
 /** `rules/` beside this module: src/audit/rules in development, dist/audit/rules once built. */
 export const RULES_DIR = fileURLToPath(new URL('./rules/', import.meta.url));
@@ -28,7 +30,7 @@ export function loadRules(dir: string = RULES_DIR): Rule[] {
   });
 }
 
-function parseDoc(id: string, text: string): { meta: { title: string; level: Level; category: Category }; body: string } {
+function parseDoc(id: string, text: string): { meta: { title: string; level: Level; category: Category; scope: Scope; exposes: Exposure }; body: string } {
   const m = /^---\n([\s\S]*?)\n---\n([\s\S]*)$/.exec(text);
   if (!m) throw new Error(`audit rule ${id}: ${id}.md must start with a --- front matter block`);
   const fields = Object.fromEntries(
@@ -37,9 +39,11 @@ function parseDoc(id: string, text: string): { meta: { title: string; level: Lev
       return [line.slice(0, at).trim(), line.slice(at + 1).trim()];
     }),
   );
-  const { title, level, category } = fields as Record<string, string | undefined>;
+  const { title, level, category, scope = 'table', exposes = 'rows' } = fields as Record<string, string | undefined>;
   if (!title) throw new Error(`audit rule ${id}: front matter needs a title`);
   if (!LEVELS.includes(level as Level)) throw new Error(`audit rule ${id}: level must be one of ${LEVELS.join(', ')}`);
   if (category !== 'security' && category !== 'performance') throw new Error(`audit rule ${id}: category must be security or performance`);
-  return { meta: { title, level: level as Level, category }, body: m[2]!.trim() };
+  if (scope !== 'table' && scope !== 'role') throw new Error(`audit rule ${id}: scope must be table or role`);
+  if (!EXPOSURES.includes(exposes as Exposure)) throw new Error(`audit rule ${id}: exposes must be one of ${EXPOSURES.join(', ')}`);
+  return { meta: { title, level: level as Level, category, scope, exposes: exposes as Exposure }, body: m[2]!.trim() };
 }

@@ -4,6 +4,7 @@
  * written), no JIT, search_path pinned to pg_catalog so no user object can stand in for a catalog
  * function, and the options travel as bind parameters $1..$4, never spliced into the SQL.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ErrorCodes, TenantfenceError } from '../errors.ts';
 import { toTenantfenceError } from '../sql/apply.ts';
@@ -11,6 +12,7 @@ import type { Queryable } from '../sql/queryable.ts';
 import { compareFindings, fingerprint, type Finding, type Rule } from './finding.ts';
 import { INVENTORY_PATH, PRELUDE_PATH, loadRules } from './registry.ts';
 import { SCHEMA } from '../sql/roles.ts';
+import { policyTargets, tenantPolicyText, tenantPredicate } from '../sql/policy.ts';
 
 export interface AuditOptions {
   /** Schemas whose tables are audited (views, functions and roles are checked database-wide). */
@@ -42,6 +44,8 @@ export interface AuditReport {
   readonly tables: readonly TableStatus[];
   /** Things the reader must know to trust an empty result (a role that does not exist, ...). */
   readonly notes: readonly string[];
+  /** The audited server: its version and the database's name. */
+  readonly server: { readonly version: string; readonly database: string };
 }
 
 interface RuleRow {
@@ -76,42 +80,83 @@ export async function runAudit(db: AuditConnection, options: AuditOptions): Prom
   if (isPool(db)) {
     throw new TenantfenceError(ErrorCodes.USAGE, 'runAudit needs one connection, not a pool; pass `await pool.connect()` and release it afterwards.');
   }
-  const rules = options.rules ?? loadRules();
-  const params = [[...options.schemas], options.tenantColumn, options.appRole, options.agentRole];
   await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
-    await db.query('SET LOCAL search_path = pg_catalog, pg_temp');
-    // The expression analysis makes the planner's row estimates (and costs) huge, which switches
-    // JIT compilation on: about a second per rule spent compiling queries over a few catalog rows.
-    await db.query('SET LOCAL jit = off');
-    const findings: Finding[] = [];
-    for (const rule of rules) {
-      const started = performance.now();
-      const { rows } = await db.query<RuleRow>(ruleQuery(rule.sql), params).catch((error: unknown) => {
-        throw ruleFailed(rule.id, error);
-      });
-      options.onRule?.(rule.id, performance.now() - started);
-      for (const row of rows) {
-        findings.push({
-          rule: rule.id,
-          title: rule.title,
-          level: rule.level,
-          category: rule.category,
-          object: row.object,
-          detail: row.detail,
-          remediation: row.remediation,
-          fingerprint: fingerprint(rule.id, row.object, row.key ?? ''),
-        });
-      }
-    }
-    const tables = await inventory(db, params);
-    const notes = await notesFor(db, options, tables);
+    const report = await auditInTransaction(db, options);
     await db.query('COMMIT');
-    return { rules, findings: findings.sort(compareFindings), tables, notes };
+    return report;
   } catch (error) {
     await db.query('ROLLBACK').catch(() => undefined);
     throw toTenantfenceError(error);
   }
+}
+
+/**
+ * The audit inside a transaction the caller opened: `init` checks the roles it has just set up
+ * before it commits (src/audit/roles.ts). Its settings are SET LOCAL: they end with that transaction.
+ */
+export async function auditInTransaction(db: AuditConnection, options: AuditOptions): Promise<AuditReport> {
+  const rules = options.rules ?? loadRules();
+  const params = [[...options.schemas], options.tenantColumn, options.appRole, options.agentRole];
+  await db.query('SET LOCAL search_path = pg_catalog, pg_temp');
+  // The expression analysis makes the planner's row estimates (and costs) huge, which switches
+  // JIT compilation on: about a second per rule spent compiling queries over a few catalog rows.
+  await db.query('SET LOCAL jit = off');
+  // The prelude marks where tenantfence's policy goes in a remediation; the nonce makes the
+  // marks unforgeable by names in the database (resolveMarkers).
+  const nonce = randomBytes(12).toString('hex');
+  await db.query(`SELECT pg_catalog.set_config('tenantfence.audit_nonce', $1, true)`, [nonce]);
+  const findings: Finding[] = [];
+  for (const rule of rules) {
+    const started = performance.now();
+    const { rows } = await db.query<RuleRow>(ruleQuery(rule.sql), params).catch((error: unknown) => {
+      throw ruleFailed(rule.id, error);
+    });
+    options.onRule?.(rule.id, performance.now() - started);
+    for (const row of rows) {
+      findings.push({
+        rule: rule.id,
+        title: rule.title,
+        level: rule.level,
+        category: rule.category,
+        exposes: rule.exposes,
+        object: row.object,
+        detail: row.detail,
+        remediation: row.remediation,
+        fingerprint: fingerprint(rule.id, row.object, row.key ?? ''),
+      });
+    }
+  }
+  const resolved = await resolveMarkers(db, findings, nonce, options.tenantColumn);
+  const tables = await inventory(db, params);
+  const notes = await notesFor(db, options, tables);
+  const server = await serverVersion(db);
+  return { rules, findings: resolved.sort(compareFindings), tables, notes, server };
+}
+
+/**
+ * Replaces the prelude's policy and predicate markers with what src/sql/policy.ts renders for the
+ * table, so a remediation's policy is exactly the one protect installs.
+ */
+async function resolveMarkers(db: Queryable, findings: Finding[], nonce: string, tenantColumn: string): Promise<Finding[]> {
+  const marker = new RegExp(`\\x01${nonce}:(policy|predicate):(\\d+)\\x01`, 'g');
+  const oids = new Set<string>();
+  for (const f of findings) for (const text of [f.remediation ?? '', f.detail]) for (const m of text.matchAll(marker)) oids.add(m[2]!);
+  if (oids.size === 0) return findings;
+  const targets = await policyTargets(db, [...oids], tenantColumn);
+  const resolve = (rule: string, text: string) => text.replace(marker, (_m, kind: string, oid: string) => {
+    const target = targets.get(oid);
+    if (!target) throw new TenantfenceError(ErrorCodes.INTERNAL, `Audit rule ${rule} marked a policy for a table the audit cannot find; report it.`);
+    return kind === 'policy' ? tenantPolicyText(target) : tenantPredicate(target.tenantColumn, target.castType);
+  });
+  return findings.map((f) => ({ ...f, detail: resolve(f.rule, f.detail), remediation: f.remediation && resolve(f.rule, f.remediation) }));
+}
+
+async function serverVersion(db: Queryable): Promise<{ version: string; database: string }> {
+  const { rows } = await db.query<{ version: string; database: string }>(
+    `SELECT pg_catalog.current_setting('server_version') AS version, pg_catalog.current_database()::text AS database`,
+  );
+  return rows[0]!;
 }
 
 async function inventory(db: Queryable, params: unknown[]): Promise<TableStatus[]> {

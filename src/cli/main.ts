@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { TenantfenceError, ErrorCodes, connectionProblem, isTenantfenceError, toTenantfenceError } from '../errors.ts';
-import { init } from './commands/init.ts';
+import { AGENT_PASSWORD_ENV, APP_PASSWORD_ENV, init } from './commands/init.ts';
 import { protect } from './commands/protect.ts';
 import { keysList, retireKey, rotateKey } from './commands/keys.ts';
 import { demo, formatDemo } from './commands/demo.ts';
@@ -15,24 +15,39 @@ import { mcp } from './commands/mcp.ts';
 import { redteam } from './commands/redteam.ts';
 import { formatResult } from '../redteam/runner.ts';
 import { benchCommand } from './commands/bench.ts';
+import { doctor } from './commands/doctor.ts';
 import { processIo, type Io } from './io.ts';
 import { common, dbOption, userDbOptions, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
 import { VERSION } from '../version.ts';
+import { visible } from '../audit/format/visible.ts';
 
 const commands: Record<string, Command> = {
   init: {
     summary: 'install the tenantfence schema, roles, key table and verifier',
-    usage: `tenantfence init [--app-role NAME] [--agent-role NAME] [--agent-nologin] [--app-temp] [--print] [--database-url URL | --embedded]
+    usage: `tenantfence init [--app-role NAME] [--agent-role NAME] [--agent-nologin] [--app-temp]
+       [--app-password] [--agent-password] [--print] [--database-url URL | --embedded]
 
 Installs: the NOLOGIN owner role tenantfence_owner, the app role (default tenantfence_app),
 the agent role (default tenantfence_agent, LOGIN, no TEMP, no CREATE), the schema tenantfence,
 the owner-only key table and tenantfence.current_tenant(). Idempotent; one transaction.
 The signing key comes from TENANTFENCE_SECRET; when unset and no key is stored, init generates
-one and prints it once. Refuses (exit 2) an app role that is superuser, BYPASSRLS, CREATEROLE or
-REPLICATION, owns a protected table, or can SET ROLE to a role that does or that reads the key.
+one and prints it once. Refuses (exit 2, nothing applied) roles that the audit's role rules
+(tenantfence audit, docs/audit.md) report as an error once the plan is applied: an app role that is
+superuser or BYPASSRLS, owns a tenant table, reads the key or other sessions, or can SET ROLE to such
+a role; an agent role that can reach one or holds more than tenant rows (its own attributes init corrects).
   --app-temp       let the app role create temporary tables (off: a temp view can shadow a table)
-  --print          print the SQL instead of running it (the key insert is never printed)`,
-    options: { ...userDbOptions, ...roleOptions, 'agent-nologin': { type: 'boolean' }, 'app-temp': { type: 'boolean' }, print: { type: 'boolean' } },
+  --app-password   set the app role's password from TENANTFENCE_APP_PASSWORD (never from argv)
+  --agent-password set the agent role's password from TENANTFENCE_AGENT_PASSWORD
+  --print          print the SQL instead of running it (the key and passwords are never printed)`,
+    options: {
+      ...userDbOptions,
+      ...roleOptions,
+      'agent-nologin': { type: 'boolean' },
+      'app-temp': { type: 'boolean' },
+      'app-password': { type: 'boolean' },
+      'agent-password': { type: 'boolean' },
+      print: { type: 'boolean' },
+    },
     run: (v, _p, io) =>
       withDb(v, io, async (db) => {
         const result = await init({
@@ -41,6 +56,8 @@ REPLICATION, owns a protected table, or can SET ROLE to a role that does or that
           agentRole: str(v['agent-role']),
           agentLogin: !v['agent-nologin'],
           appTemp: Boolean(v['app-temp']),
+          appPassword: v['app-password'] ? fromEnv(APP_PASSWORD_ENV, '--app-password') : undefined,
+          agentPassword: v['agent-password'] ? fromEnv(AGENT_PASSWORD_ENV, '--agent-password') : undefined,
           secret: process.env.TENANTFENCE_SECRET,
           print: Boolean(v.print),
         });
@@ -62,13 +79,30 @@ REPLICATION, owns a protected table, or can SET ROLE to a role that does or that
   },
   protect: {
     summary: 'enable + force RLS with a tenant policy, index and grants on tables',
-    usage: `tenantfence protect <table>... [--tenant-column tenant_id] [--app-role NAME] [--agent-role NAME] [--agent-write] [--print] [--database-url URL | --embedded]
+    usage: `tenantfence protect <table>... [--tenant-column tenant_id] [--app-role NAME] [--agent-role NAME] [--agent-write]
+       [--replace-policies] [--default-tenant] [--admin-access] [--print] [--database-url URL | --embedded]
 
 For each table: ENABLE and FORCE ROW LEVEL SECURITY, one policy (USING and WITH CHECK) comparing
 the tenant column with the verified tenant cast to the column's type, an index leading with the
 tenant column when none exists, and grants (app: SELECT/INSERT/UPDATE/DELETE; agent: SELECT, or
-all four with --agent-write; never TRUNCATE, REFERENCES or TRIGGER). Idempotent; one transaction.`,
-    options: { ...userDbOptions, ...roleOptions, 'tenant-column': { type: 'string' }, 'agent-write': { type: 'boolean' }, print: { type: 'boolean' } },
+all four with --agent-write; never TRUNCATE, REFERENCES or TRIGGER). Idempotent; one transaction.
+protect owns a table's permissive policies: PostgreSQL ORs them, so any other one widens the
+tenant policy. It refuses (exit 2) a table that has others, naming each, unless:
+  --replace-policies  drop the table's other permissive policies (restrictive ones stay)
+  --default-tenant    make the tenant column's DEFAULT the verified tenant: INSERTs need not name it
+  --admin-access      add the admin policy: members of tenantfence_admin see every tenant, only
+                      inside withAdmin(pool, reason, fn), every use recorded (docs/operations.md)
+  --print             print the SQL instead of running it (works before init; says what it needs)`,
+    options: {
+      ...userDbOptions,
+      ...roleOptions,
+      'tenant-column': { type: 'string' },
+      'agent-write': { type: 'boolean' },
+      'replace-policies': { type: 'boolean' },
+      'default-tenant': { type: 'boolean' },
+      'admin-access': { type: 'boolean' },
+      print: { type: 'boolean' },
+    },
     run: (v, positionals, io) =>
       withDb(v, io, async (db) => {
         const result = await protect({
@@ -78,6 +112,9 @@ all four with --agent-write; never TRUNCATE, REFERENCES or TRIGGER). Idempotent;
           appRole: str(v['app-role']),
           agentRole: str(v['agent-role']),
           agentWrite: Boolean(v['agent-write']),
+          replacePolicies: Boolean(v['replace-policies']),
+          defaultTenant: Boolean(v['default-tenant']),
+          adminAccess: Boolean(v['admin-access']),
           print: Boolean(v.print),
         });
         if (v.print) io.out(result.sql);
@@ -152,6 +189,39 @@ Exit codes: 0 clean at --fail-on, 1 findings, 2 usage or connection error.`,
         io.out(result.stdout);
         io.err(result.stderr);
         return result.exitCode;
+      });
+    },
+  },
+  doctor: {
+    summary: 'check a deployment: key, roles, tables, logins (exit 1 on problems)',
+    usage: `tenantfence doctor [--app-role NAME] [--agent-role NAME] [--schema public,...] [--tenant-column tenant_id] [--json] [--database-url URL]
+
+Read-only. Checks, with the environment the application and gateway use: that init ran; that the
+key in TENANTFENCE_SECRET is stored, active, and that a context signed with it verifies (a wrong or
+retired key makes every query return no rows, silently); the audit's role rules; tenant tables with
+row level security off or without a policy; that the agent role logs in (TENANTFENCE_AGENT_DATABASE_URL,
+default DATABASE_URL as the agent); and, with TENANTFENCE_APP_DATABASE_URL, the app role's login and
+fence. Exit 0 when all is well, 1 on problems, 2 on usage or connection errors.`,
+    options: { ...dbOption, ...roleOptions, schema: { type: 'string' }, 'tenant-column': { type: 'string' }, json: { type: 'boolean' } },
+    run: (v, positionals, io) => {
+      if (positionals.length > 0) throw usage('doctor');
+      return withDb(v, io, async (db) => {
+        const checks = await doctor({
+          db,
+          url: str(v['database-url']) ?? process.env.DATABASE_URL,
+          secret: process.env.TENANTFENCE_SECRET,
+          appUrl: process.env.TENANTFENCE_APP_DATABASE_URL || undefined,
+          agentUrl: process.env.TENANTFENCE_AGENT_DATABASE_URL || undefined,
+          appRole: str(v['app-role']),
+          agentRole: str(v['agent-role']),
+          schemas: str(v.schema)?.split(',').map((s) => s.trim()),
+          tenantColumn: str(v['tenant-column']),
+        });
+        const problems = checks.filter((c) => !c.ok);
+        io.out(v.json ? `${JSON.stringify({ ok: problems.length === 0, checks })}\n`
+          : checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'}  ${c.check}: ${visible(c.detail)}\n`).join('') +
+            `${problems.length === 0 ? 'No problems found.' : `${problems.length} problem(s).`}\n`);
+        return problems.length === 0 ? 0 : 1;
       });
     },
   },
@@ -308,6 +378,12 @@ The database is --database-url, or DATABASE_URL, or libpq's PG* variables. Witho
 protect, keys and audit refuse (TF_NO_DATABASE) unless --embedded is given; demo uses an embedded
 PostgreSQL that is started for the command and stopped when it ends.
 `;
+}
+
+function fromEnv(name: string, flag: string): string {
+  const value = process.env[name];
+  if (!value) throw new TenantfenceError(ErrorCodes.USAGE, `${flag} reads the password from ${name}, which is not set; export it (argv would show it in ps).`);
+  return value;
 }
 
 function usage(name: string): TenantfenceError {

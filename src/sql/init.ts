@@ -8,6 +8,7 @@ import { OWNER_ROLE, SCHEMA, type Roles } from './roles.ts';
 import { sql, type Statement } from './statement.ts';
 import { actAs } from './membership.ts';
 import { CONTEXT_SETTING } from '../context/token.ts';
+import { planAdmin } from './admin.ts';
 import { resetSessionFunction, TRANSACTION_START } from './session.ts';
 
 const S = ident(SCHEMA);
@@ -21,7 +22,12 @@ const OWNER = ident(OWNER_ROLE);
 function ensureRole(name: string, attributes: string, differs: string): Statement {
   return sql(`DO $tf$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${literal(name)}) THEN
-    CREATE ROLE ${ident(name)} ${attributes};
+    -- an init in another database may create it first (roles are cluster-wide): not an error
+    BEGIN
+      CREATE ROLE ${ident(name)} ${attributes};
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+      NULL;
+    END;
   ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${literal(name)} AND (${differs})) THEN
     ALTER ROLE ${ident(name)} ${attributes};
   END IF;
@@ -172,6 +178,7 @@ export function planInit({ roles, agentLogin, appTemp = false }: InitPlanOptions
   ${appTemp ? `EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO %I', current_database(), ${literal(roles.app)});` : '-- the app role gets no TEMP (init --app-temp grants it)'}
 END $tf$`),
     ...planAuditLog(roles),
+    ...planAdmin(),
   ];
 }
 

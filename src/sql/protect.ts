@@ -2,10 +2,14 @@
  * The SQL of `tenantfence protect <table>`: ENABLE + FORCE ROW LEVEL SECURITY, one policy with
  * USING and WITH CHECK, an index leading with the tenant column, and grants. The plan is built
  * from what the live catalog says about each table, so it refuses early (before any DDL runs)
- * when a table or its tenant column is missing or the table is owned by a fenced role.
+ * when a table or its tenant column is missing, or has someone else's permissive policies. Roles
+ * that could get around the policy (an owner the app can become, ...) are refused after the plan
+ * runs, by the audit's role rules, before COMMIT (src/audit/roles.ts).
  */
-import { ident, literal, qualified } from './quote.ts';
-import { POLICY_NAME, SCHEMA, type Roles } from './roles.ts';
+import { ident, qualified } from './quote.ts';
+import { castTypeSql, tenantDefault, tenantPolicy, type PolicyTarget } from './policy.ts';
+import { ADMIN_POLICY, POLICY_NAME, type Roles } from './roles.ts';
+import { adminPolicy } from './admin.ts';
 import { sql, type Statement } from './statement.ts';
 import { TenantfenceError, ErrorCodes } from '../errors.ts';
 import type { Queryable } from './queryable.ts';
@@ -14,13 +18,10 @@ export interface TableInfo {
   readonly schema: string;
   readonly name: string;
   readonly owner: string;
-  /** The app or agent role is, or can SET ROLE to, the owner. */
-  readonly ownerReachable: boolean;
-  /**
-   * The tenant column's type without its modifier (`uuid`, `bigint`, `character varying`): a cast
-   * to `varchar(8)` would truncate, and tenant `acmecorp-evil` would match tenant `acmecorp`.
-   */
-  readonly columnType: string;
+  /** The type the policy casts the verified tenant to (policy.ts, castTypeSql). */
+  readonly castType: string;
+  /** Permissive policies other than tenantfence's: each is OR-ed with it and widens it. */
+  readonly otherPolicies: readonly OtherPolicy[];
   readonly hasTenantLeadingIndex: boolean;
   /** Sequences owned by the table's columns (serial / identity). */
   readonly sequences: readonly string[];
@@ -28,42 +29,62 @@ export interface TableInfo {
   readonly globalUniqueKeys: readonly string[];
 }
 
+export interface OtherPolicy {
+  readonly name: string;
+  /** `FOR SELECT TO PUBLIC USING (...) WITH CHECK (...)`, as the catalog prints it. */
+  readonly shape: string;
+}
+
 export interface ProtectOptions {
   readonly tenantColumn: string;
   readonly roles: Roles;
   /** Give the agent role INSERT/UPDATE/DELETE as well as SELECT (the gateway's `--write`). */
   readonly agentWrite?: boolean;
+  /** Drop the table's other permissive policies instead of refusing the table. */
+  readonly replacePolicies?: boolean;
+  /** Make the tenant column's DEFAULT the verified tenant (writes need not name it). */
+  readonly defaultTenant?: boolean;
+  /** Add the admin policy: members of tenantfence_admin, inside withAdmin, see every tenant. */
+  readonly adminAccess?: boolean;
 }
 
 export async function inspectTable(
   db: Queryable,
   table: { schema: string; name: string },
   tenantColumn: string,
-  roles: Roles,
 ): Promise<TableInfo> {
   const { rows } = await db.query<{
     owner: string;
-    owner_reachable: boolean;
     column_type: string | null;
     leading_index: boolean;
     sequences: string[];
     global_unique: string[];
+    other_policies: Array<{ name: string; shape: string }>;
   }>(
     `SELECT pg_get_userbyid(c.relowner) AS owner,
-            pg_has_role($4, c.relowner, 'MEMBER') OR pg_has_role($5, c.relowner, 'MEMBER') AS owner_reachable,
-            format_type(a.atttypid, -1) AS column_type,
+            CASE WHEN a.attnum IS NOT NULL THEN ${castTypeSql('a.atttypid')} END AS column_type,
             EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum) AS leading_index,
             ARRAY(SELECT s.relname::text FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
                    WHERE d.refobjid = c.oid AND d.classid = 'pg_class'::regclass AND s.relkind = 'S'
                    ORDER BY s.relname) AS sequences,
             ARRAY(SELECT x.relname::text FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
                    WHERE i.indrelid = c.oid AND i.indisunique AND NOT (a.attnum = ANY (i.indkey))
-                   ORDER BY x.relname) AS global_unique
+                   ORDER BY x.relname) AS global_unique,
+            coalesce((SELECT json_agg(json_build_object('name', p.polname, 'shape', concat_ws(' ',
+                        'FOR ' || CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                                                WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                        'TO ' || CASE WHEN p.polroles = '{0}' THEN 'PUBLIC'
+                                      ELSE (SELECT string_agg(quote_ident(pg_get_userbyid(r)), ', ') FROM unnest(p.polroles) AS r) END,
+                        'USING (' || pg_get_expr(p.polqual, p.polrelid) || ')',
+                        'WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')'))
+                        ORDER BY p.polname COLLATE "C")
+                        FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive AND p.polname <> ALL ($4)), '[]') AS other_policies
        FROM pg_class c
        JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 AND NOT a.attisdropped AND a.attnum > 0
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
-    [table.schema, table.name, tenantColumn, roles.app, roles.agent],
+    // protect's own policies are not someone else's
+    [table.schema, table.name, tenantColumn, [POLICY_NAME, ADMIN_POLICY]],
   );
   const row = rows[0];
   const shown = `${table.schema}.${table.name}`;
@@ -80,22 +101,12 @@ export async function inspectTable(
     schema: table.schema,
     name: table.name,
     owner: row.owner,
-    ownerReachable: row.owner_reachable,
-    columnType: row.column_type,
+    castType: row.column_type,
+    otherPolicies: row.other_policies,
     hasTenantLeadingIndex: row.leading_index,
     sequences: row.sequences,
     globalUniqueKeys: row.global_unique,
   };
-}
-
-/**
- * The policy predicate. The column stays bare so its index is usable; the verified tenant is cast
- * to the column's own type inside a scalar subquery, which Postgres runs once per statement as an
- * initPlan instead of once per row. `columnType` comes from format_type(), which quotes what needs
- * quoting, so it is pasted as Postgres printed it.
- */
-export function tenantPredicate(tenantColumn: string, columnType: string): string {
-  return `${ident(tenantColumn)} = (SELECT ${ident(SCHEMA)}.current_tenant()::${columnType})`;
 }
 
 export function planProtect(tables: readonly TableInfo[], options: ProtectOptions): Statement[] {
@@ -107,23 +118,17 @@ export function planProtect(tables: readonly TableInfo[], options: ProtectOption
     out.push(sql(`GRANT USAGE ON SCHEMA ${ident(schema)} TO ${app}, ${agent}`));
   }
   for (const t of tables) {
-    if (t.ownerReachable) {
-      throw new TenantfenceError(
-        ErrorCodes.UNSAFE_ROLE,
-        `Table ${t.schema}.${t.name} is owned by ${t.owner}, which the app or agent role is or can SET ROLE to, and an owner can switch its policies off; ALTER TABLE ... OWNER TO a migration role first.`,
-      );
-    }
+    if (t.otherPolicies.length > 0 && !options.replacePolicies) throw policyConflict(t);
     const rel = qualified(t.schema, t.name);
-    const predicate = tenantPredicate(tenantColumn, t.columnType);
+    const target: PolicyTarget = { schema: t.schema, name: t.name, tenantColumn, castType: t.castType };
     out.push(
       sql(`ALTER TABLE ${rel} ENABLE ROW LEVEL SECURITY`),
       sql(`ALTER TABLE ${rel} FORCE ROW LEVEL SECURITY`),
-      sql(`DROP POLICY IF EXISTS ${ident(POLICY_NAME)} ON ${rel}`),
-      sql(`CREATE POLICY ${ident(POLICY_NAME)} ON ${rel} AS PERMISSIVE FOR ALL TO PUBLIC
-  USING (${predicate})
-  WITH CHECK (${predicate})`),
-      sql(`COMMENT ON POLICY ${ident(POLICY_NAME)} ON ${rel} IS ${literal('Managed by tenantfence protect: rows of the verified tenant only.')}`),
+      ...t.otherPolicies.map((p) => sql(`DROP POLICY ${ident(p.name)} ON ${rel}`)),
+      ...tenantPolicy(target),
     );
+    if (options.defaultTenant) out.push(tenantDefault(target));
+    if (options.adminAccess) out.push(...adminPolicy(t.schema, t.name));
     if (!t.hasTenantLeadingIndex) {
       const indexName = `${t.name.slice(0, 50)}_${tenantColumn.slice(0, 6)}_idx`;
       out.push(sql(`CREATE INDEX IF NOT EXISTS ${ident(indexName)} ON ${rel} (${ident(tenantColumn)})`));
@@ -140,6 +145,21 @@ export function planProtect(tables: readonly TableInfo[], options: ProtectOption
     }
   }
   return out;
+}
+
+/**
+ * Permissive policies are OR-ed: a row any one of them admits is visible (or writable), so a
+ * second permissive policy can only widen tenantfence's, and a legacy `current_setting(...) = 'on'`
+ * one keeps its bypass working after protect. protect owns the table's permissive policies: it
+ * names the others and refuses, or drops them with --replace-policies. Restrictive policies are
+ * AND-ed and can only narrow, so they stay.
+ */
+function policyConflict(t: TableInfo): TenantfenceError {
+  const named = t.otherPolicies.map((p) => `${p.name} (${p.shape.replace(/\s+/g, ' ')})`).join('; ');
+  return new TenantfenceError(
+    ErrorCodes.POLICY_CONFLICT,
+    `Table ${t.schema}.${t.name} has other permissive policies, which PostgreSQL ORs with the tenant policy, so each one widens what a tenant reads and writes beyond its own rows: ${named}; rerun with --replace-policies to drop them, or make them AS RESTRICTIVE.`,
+  );
 }
 
 /** Advice `protect` prints but does not apply: changing keys and ids is a data migration. */

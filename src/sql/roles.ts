@@ -4,6 +4,9 @@ export const DEFAULT_APP_ROLE = 'tenantfence_app';
 export const DEFAULT_AGENT_ROLE = 'tenantfence_agent';
 export const SCHEMA = 'tenantfence';
 export const POLICY_NAME = 'tenantfence_isolation';
+/** The audited admin path (src/sql/admin.ts): its role and its policy on tables protected --admin-access. */
+export const ADMIN_ROLE = 'tenantfence_admin';
+export const ADMIN_POLICY = 'tenantfence_admin';
 
 export interface Roles {
   readonly app: string;

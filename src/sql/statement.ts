@@ -17,3 +17,8 @@ export function printStatements(statements: readonly Statement[]): string {
     .map((s) => (s.values === undefined ? `${s.text.trim()};` : `-- ${s.printAs ?? 'a parameterised statement, not printed'}`))
     .join('\n\n') + '\n';
 }
+
+/** A one-line `--` comment: a newline in a name would end it and run the rest as SQL. */
+export function sqlComment(text: string): string {
+  return `-- ${text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')}`;
+}

@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { installFence } from '../support/db.ts';
-import { tenantPredicate } from '../../src/sql/protect.ts';
-import { OWNER_ROLE, POLICY_NAME, SCHEMA } from '../../src/sql/roles.ts';
+import { ADMIN_ROLE, OWNER_ROLE, POLICY_NAME, SCHEMA } from '../../src/sql/roles.ts';
 import pg from 'pg';
 import { runAudit, withPrelude } from '../../src/audit/runner.ts';
 import { auditOf, fencedBase, protectTables, withDatabase } from './support.ts';
@@ -43,17 +42,13 @@ test("the seed's conversations table: its bigserial key is an existence oracle, 
   }),
 );
 
-test("the prelude's tenantfence names and remediation policy are the ones init and protect install", () =>
+test("the prelude's tenantfence names are the ones init and protect install", () =>
   withDatabase(async (db) => {
     await fencedBase(db);
-    const { rows } = await db.admin.query(withPrelude('SELECT f.schema, f.owner, f.policy, t.fence_policy FROM fence f, tenant_tables t'), [
+    const { rows } = await db.admin.query(withPrelude('SELECT f.schema, f.owner, f.policy, f.admin_role FROM fence f'), [
       ['public'], 'tenant_id', db.roles.app, db.roles.agent,
     ]);
-    assert.equal(rows.length, 1);
-    assert.deepEqual([rows[0].schema, rows[0].owner, rows[0].policy], [SCHEMA, OWNER_ROLE, POLICY_NAME]);
-    const predicate = tenantPredicate('tenant_id', 'uuid').replaceAll('"', '');
-    assert.ok(rows[0].fence_policy.includes(`USING (${predicate})`), rows[0].fence_policy);
-    assert.ok(rows[0].fence_policy.includes(`WITH CHECK (${predicate})`), rows[0].fence_policy);
+    assert.deepEqual([rows[0].schema, rows[0].owner, rows[0].policy, rows[0].admin_role], [SCHEMA, OWNER_ROLE, POLICY_NAME, ADMIN_ROLE]);
   }),
 );
 

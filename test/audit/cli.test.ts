@@ -38,9 +38,9 @@ test('exit codes follow --fail-on; usage and connection errors exit 2 without a 
     await db.admin.query('ALTER TABLE events DISABLE ROW LEVEL SECURITY');
     r = await run(db);
     assert.equal(r.code, 1);
-    assert.match(r.out, /Errors \(1\)\n\n {2}rls-disabled {2}public\.events/);
+    assert.match(r.out, /^public\.events \(1 error, 1 info\)\n {2}error rls-disabled\n/m);
     assert.doesNotMatch(r.out, /\x1b\[/, 'no colour when stdout is not a TTY');
-    assert.match((await runOn(db, true)).out, /\x1b\[1;31mErrors \(1\)\x1b\[0m/, 'colour on a TTY');
+    assert.match((await runOn(db, true)).out, /\x1b\[1;31merror\x1b\[0m \x1b\[31mrls-disabled\x1b\[0m/, 'colour on a TTY');
     assert.equal((await run(db, '--fail-on', 'never')).code, 0);
 
     for (const bad of [['--format', 'pdf'], ['--fail-on', 'sometimes'], ['--schema', ','], ['stray'], ['--bogus']]) {
@@ -80,7 +80,7 @@ test('--write-baseline accepts the current findings; --baseline then reports onl
       await db.admin.query('CREATE TABLE newer (tenant_id uuid NOT NULL, id uuid PRIMARY KEY)');
       r = await run(db, '--baseline', file, '--format', 'json');
       assert.equal(r.code, 1);
-      const fresh = JSON.parse(r.out) as Array<{ rule: string; object: string }>;
+      const fresh = JSON.parse(r.out).findings as Array<{ rule: string; object: string }>;
       assert.deepEqual([...new Set(fresh.map((f) => f.object))], ['public.newer']);
 
       r = await run(db, '--baseline', join(dir, 'missing.json'));
@@ -103,8 +103,13 @@ test('--output writes the report to a file and prints the summary on stderr', ()
       assert.equal(r.code, 1);
       assert.equal(r.out, '');
       assert.match(r.err, /1 error, 0 warnings, 0 info on 2 tenant tables\. Report written to /);
-      const findings = JSON.parse(readFileSync(file, 'utf8'));
-      assert.deepEqual(Object.keys(findings[0]), ['rule', 'title', 'level', 'category', 'object', 'detail', 'remediation', 'fingerprint']);
+      const report = JSON.parse(readFileSync(file, 'utf8'));
+      assert.deepEqual(Object.keys(report), ['format', 'summary', 'notes', 'findings', 'fixes']);
+      assert.equal(report.format, 'tenantfence-audit/1');
+      assert.deepEqual({ ...report.summary, serverVersion: typeof report.summary.serverVersion },
+        { errors: 1, warnings: 0, info: 0, tenantTables: 2, suppressed: 0, database: db.name, serverVersion: 'string' });
+      assert.deepEqual(Object.keys(report.findings[0]), ['rule', 'title', 'level', 'category', 'exposes', 'object', 'detail', 'remediation', 'fingerprint']);
+      assert.deepEqual(report.fixes, [{ remediation: report.findings[0].remediation, findings: [report.findings[0].fingerprint] }]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

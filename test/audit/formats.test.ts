@@ -107,10 +107,16 @@ test('the HTML report renders in Chromium: isolation map coloured by status, fin
       assert.equal(open.colours[4], red, 'a table with errors has a red findings cell');
       assert.match(open.cells[4]!, /\d+ errors?/);
 
-      const fixes = await page.locator('article[data-rule="rls-disabled"] pre.fix').allInnerTexts();
+      const fixes = await page.locator('div.fix[data-rules~="rls-disabled"] pre.fix').allInnerTexts();
       assert.deepEqual(fixes, result.findings.filter((f) => f.rule === 'rls-disabled').map((f) => f.remediation));
+      // when, where and on what: the time is in a <time> a test can leave out of a comparison
+      assert.match(await page.locator('#meta').innerText(), new RegExp(`^database ${db.name}, PostgreSQL \\d+\\.\\d+.*, \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC$`));
+      // grouped by object, worst first: the table with RLS off comes before everything else
+      const groups = await page.locator('section.group').evaluateAll((ss) => ss.map((s) => s.getAttribute('data-object')));
+      assert.equal(groups[0], 'public.open_orders');
+      assert.deepEqual(groups, [...new Set(result.findings.map((f) => f.object))]);
       const rendered = await page.locator('body').innerText();
-      assert.match(rendered, /security-definer-exposed\s+public\.peek\(\)/);
+      assert.match(rendered, /public\.peek\(\)\s+error security-definer-exposed/);
     } finally {
       await browser.close();
       rmSync(dir, { recursive: true, force: true });

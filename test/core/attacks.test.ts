@@ -95,12 +95,16 @@ test('the key table, the key pads and a signing function are out of reach of the
   for (const role of [db.roles.app, db.roles.agent]) {
     const pool = db.pool(role);
     await assert.rejects(pool.query('SELECT * FROM tenantfence.keys'), { code: '42501' });
-    // Two functions verify a MAC, two end a fence; none produces a MAC, and nothing else lives in the schema.
+    // Two functions verify a MAC, two end a fence, the admin path's three use no key; none produces a
+    // MAC, the fenced roles may not record or enter an admin session, and nothing else lives in the schema.
     const { rows } = await pool.query(
-      `SELECT array_agg(p.proname::text ORDER BY p.proname) AS names FROM pg_proc p
-         JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'tenantfence'`,
+      `SELECT array_agg(p.proname::text ORDER BY p.proname) AS names,
+              array_agg(p.proname::text ORDER BY p.proname) FILTER (WHERE has_function_privilege(p.oid, 'EXECUTE')) AS callable
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'tenantfence'`,
     );
-    assert.deepEqual(rows[0].names, ['audit_append', 'current_tenant', 'fence_intact', 'reset_session'], 'the database must have no signing function');
+    assert.deepEqual(rows[0].names, ['admin_enter', 'admin_record', 'admin_session', 'audit_append', 'current_tenant', 'fence_intact', 'reset_session'],
+      'the database must have no signing function');
+    assert.ok(!rows[0].callable.includes('admin_record') && !rows[0].callable.includes('admin_enter'), rows[0].callable.join(', '));
     await assert.rejects(pool.query('SET ROLE tenantfence_owner'), { code: '42501' });
     await assert.rejects(pool.query(`ALTER TABLE conversations DISABLE ROW LEVEL SECURITY`), { code: '42501' });
   }

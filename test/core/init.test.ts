@@ -118,6 +118,9 @@ test('protect refuses a missing table, a table without the tenant column, and a 
   await assert.rejects(protect({ ...opts, tables: ['good', 'nope'] }), (e: { code?: string }) => e.code === ErrorCodes.NO_TABLE);
   const { rows } = await db.admin.query(`SELECT relrowsecurity FROM pg_class WHERE relname = 'good'`);
   assert.equal(rows[0].relrowsecurity, false);
+  // init refuses an app role that owns a tenant table (the audit's app-role-owns-table), protected or not
+  await assert.rejects(init(opts), /app-role-owns-table reports: public\.app_owned is owned by/);
+  await db.admin.query(`DROP TABLE app_owned`);
 });
 
 test('--print plans without applying and never prints the secret', async () => {
@@ -161,10 +164,14 @@ test('init refuses app roles that can reach a way around RLS: CREATEROLE, owner 
       e.code === ErrorCodes.UNSAFE_ROLE && pattern.test(e.message));
     await db.admin.query(`REASSIGN OWNED BY ${ident(role)} TO CURRENT_USER; DROP OWNED BY ${ident(role)}; DROP ROLE ${ident(role)}`);
   };
-  await refused((r) => `ALTER ROLE ${r} CREATEROLE`, /CREATEROLE/);
-  await refused((r) => `GRANT ${ident(db.roles.owner)} TO ${r}`, /owns protected table/);
-  await refused((r) => `GRANT tenantfence_owner TO ${r}`, /signing key/);
+  // The audit's app-role-createrole judges CREATEROLE dangerous before PostgreSQL 16 only, and init
+  // refuses what the audit reports: one rule set.
+  const { rows } = await db.admin.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
+  if (rows[0]!.v < 160000) await refused((r) => `ALTER ROLE ${r} CREATEROLE`, /app-role-createrole reports: .*CREATEROLE/);
+  await refused((r) => `GRANT ${ident(db.roles.owner)} TO ${r}`, /app-role-owns-table reports: public\.conversations is owned by .* is a member of/);
+  await refused((r) => `GRANT tenantfence_owner TO ${r}`, /(signing-key-exposed reports: .*signing key|from .*signing-key-exposed)/);
   await refused((r) => `GRANT pg_read_all_data TO ${r}`, /pg_read_all_data/);
+  await refused((r) => `GRANT pg_read_all_stats TO ${r}`, /role-can-read-other-sessions reports: /);
   const su = db.role('tf_hidden_su');
   await db.admin.query(`CREATE ROLE ${ident(su)} SUPERUSER`);
   await refused((r) => `GRANT ${ident(su)} TO ${r}`, /superuser/);

@@ -1,10 +1,12 @@
 /**
- * One self-contained HTML file (no script, no external fetch): a table-by-table isolation map
- * coloured by status, then every finding with its remediation SQL. Everything from the database is
- * escaped: object names and policy text are attacker-influenced in a shared database.
+ * One self-contained HTML file (no script, no external fetch): when and on what server it was
+ * made, a table-by-table isolation map coloured by status, then the findings grouped by object,
+ * worst first, each distinct fix once. Everything from the database is escaped: object names and
+ * policy text are attacker-influenced in a shared database.
  */
 import { LEVELS, type Finding, type Level } from '../finding.ts';
 import type { TableStatus } from '../runner.ts';
+import { groupFindings, type FindingGroup } from './groups.ts';
 import { summaryLine } from './text.ts';
 import { visible } from './visible.ts';
 
@@ -14,6 +16,10 @@ export interface HtmlInput {
   readonly suppressed: number;
   readonly tables: readonly TableStatus[];
   readonly notes: readonly string[];
+  /** The server's version (SHOW server_version). */
+  readonly serverVersion?: string;
+  /** When the audit ran; left out, the report has no clock in it (tests compare it whole). */
+  readonly generatedAt?: Date;
 }
 
 const LABEL: Record<Level, string> = { error: 'error', warn: 'warning', info: 'info' };
@@ -33,6 +39,7 @@ export function formatHtml(input: HtmlInput): string {
 </head>
 <body>
 <h1>tenantfence audit <span class="db">${esc(input.database)}</span></h1>
+<p id="meta" class="meta">database <b>${esc(input.database)}</b>${input.serverVersion ? `, PostgreSQL <span id="server-version">${esc(input.serverVersion)}</span>` : ''}${input.generatedAt ? `, <time datetime="${input.generatedAt.toISOString()}">${input.generatedAt.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}</time>` : ''}</p>
 <p id="summary" class="summary ${worst(input.findings)}">${esc(summaryLine({ ...input, tables: input.tables.length }))}</p>
 ${input.notes.map((n) => `<p class="note">${esc(n)}</p>`).join('\n')}
 <h2>Isolation map</h2>
@@ -43,7 +50,7 @@ ${input.tables.map((t) => mapRow(t, byObject.get(t.object) ?? [])).join('\n')}
 </tbody>
 </table>
 <h2>Findings</h2>
-${input.findings.length === 0 ? '<p class="ok">No findings.</p>' : LEVELS.map((level) => section(level, input.findings)).join('\n')}
+${input.findings.length === 0 ? '<p class="ok">No findings.</p>' : groupFindings(input.findings).map(section).join('\n')}
 ${others.length > 0 ? `<p class="hint">${others.length} finding(s) concern views, functions, schemas or roles rather than a tenant table.</p>` : ''}
 </body>
 </html>
@@ -65,15 +72,15 @@ ${cell(t.tenantIndex, 'yes', 'no', 'warn')}
 </tr>`;
 }
 
-function section(level: Level, findings: readonly Finding[]): string {
-  const group = findings.filter((f) => f.level === level);
-  if (group.length === 0) return '';
-  return `<section class="${level}"><h3>${LABEL[level]} (${group.length})</h3>
-${group.map((f) => `<article class="finding ${level}" data-rule="${esc(f.rule)}" data-fingerprint="${esc(f.fingerprint)}">
-<h4><code>${esc(f.rule)}</code> ${esc(f.object)}</h4>
+function section(group: FindingGroup): string {
+  const level = worst(group.findings);
+  return `<section class="group ${level}" data-object="${esc(group.object)}"><h3>${esc(group.object)}</h3>
+${group.findings.map((f) => `<article class="finding ${f.level}" data-rule="${esc(f.rule)}" data-fingerprint="${esc(f.fingerprint)}">
+<h4><span class="level">${LABEL[f.level]}</span> <code>${esc(f.rule)}</code></h4>
 <p>${esc(f.detail)}</p>
-${f.remediation ? `<pre class="fix">${esc(f.remediation, true)}</pre>` : ''}
 </article>`).join('\n')}
+${group.fixes.map((fix) => `<div class="fix" data-rules="${esc(fix.rules.join(' '))}"><p>fix (${esc(fix.rules.join(', '))})${fix.shownFor !== undefined ? `: the same as for ${esc(fix.shownFor)} above` : ':'}</p>
+${fix.shownFor !== undefined ? '' : `<pre class="fix">${esc(fix.remediation, true)}</pre>`}</div>`).join('\n')}
 </section>`;
 }
 
@@ -96,7 +103,7 @@ thead th{background:#f6f8fa}
 tr.row th{border-left:6px solid #1a7f37}tr.row.error th{border-left-color:#cf222e}
 tr.row.warn th{border-left-color:#9a6700}tr.row.info th{border-left-color:#0969da}
 .summary{padding:.6rem .8rem;border-radius:6px;font-weight:600}
-.note,.hint{color:#57606a}
+.note,.hint,.meta{color:#57606a}
 section{margin:1rem 0;padding:.2rem 1rem;border-radius:6px}
 article{border-top:1px solid #d0d7de;padding:.3rem 0}
 pre.fix{background:#f6f8fa;border:1px solid #d0d7de;padding:.6rem;overflow-x:auto;white-space:pre-wrap}

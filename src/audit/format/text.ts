@@ -1,12 +1,14 @@
 /**
- * The report for people: findings grouped by level, then one summary line. Colour only on a TTY,
- * and never from the database: its text goes through visible() (no raw control characters).
+ * The report for people: one block per object (table, view, function, role), worst first, each
+ * finding with its level and rule, then each distinct fix once; a summary line last. Colour only
+ * on a TTY, and never from the database: its text goes through visible() (no raw control characters).
  */
-import { LEVELS, type Finding, type Level } from '../finding.ts';
+import type { Finding, Level } from '../finding.ts';
+import { countByLevel, groupFindings } from './groups.ts';
 import { visible } from './visible.ts';
 
 const COLOUR: Record<Level, string> = { error: '31', warn: '33', info: '36' };
-const HEADING: Record<Level, string> = { error: 'Errors', warn: 'Warnings', info: 'Info' };
+const WORD: Record<Level, [string, string]> = { error: ['error', 'errors'], warn: ['warning', 'warnings'], info: ['info', 'info'] };
 
 export interface TextSummary {
   readonly findings: readonly Finding[];
@@ -19,18 +21,22 @@ export function formatText(report: TextSummary, color: boolean): string {
   const paint = (code: string, text: string) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
   const out: string[] = [];
   for (const note of report.notes) out.push(`${paint('2', 'note:')} ${visible(note)}`, '');
-  for (const level of LEVELS) {
-    const group = report.findings.filter((f) => f.level === level);
-    if (group.length === 0) continue;
-    out.push(paint(`1;${COLOUR[level]}`, `${HEADING[level]} (${group.length})`), '');
-    for (const f of group) {
-      out.push(`  ${paint(COLOUR[level], f.rule)}  ${paint('1', visible(f.object))}`);
-      out.push(`    ${visible(f.detail)}`);
-      if (f.remediation) {
-        out.push(...visible(f.remediation, true).split('\n').map((line, i) => `    ${i === 0 ? paint('2', 'fix:') : '    '} ${line}`));
-      }
-      out.push('');
+  for (const group of groupFindings(report.findings)) {
+    const counts = countByLevel(group.findings).map(([l, n]) => `${n} ${WORD[l][n === 1 ? 0 : 1]}`).join(', ');
+    out.push(`${paint('1', visible(group.object))} (${counts})`);
+    for (const f of group.findings) {
+      out.push(`  ${paint(`1;${COLOUR[f.level]}`, f.level.padEnd(5))} ${paint(COLOUR[f.level], f.rule)}`);
+      out.push(`        ${visible(f.detail)}`);
     }
+    for (const fix of group.fixes) {
+      const label = `fix (${fix.rules.join(', ')})`;
+      if (fix.shownFor !== undefined) {
+        out.push(`  ${paint('2', `${label}: the same as for ${visible(fix.shownFor)} above`)}`);
+        continue;
+      }
+      out.push(`  ${paint('2', `${label}:`)}`, ...visible(fix.remediation, true).split('\n').map((line) => `        ${line}`));
+    }
+    out.push('');
   }
   out.push(summaryLine(report));
   return `${out.join('\n')}\n`;

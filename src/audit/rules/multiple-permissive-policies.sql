@@ -18,7 +18,7 @@ SELECT t.object,
        format('%s has several permissive policies for %s (%s); they are OR''ed, so each row is tested against all of them and the loosest decides.',
               t.object, pt.commands, array_to_string(pt.names, ', ')) AS detail,
        -- Keep tenantfence's policy when it is one of them; otherwise replace them all with it.
-       (SELECT string_agg(format('DROP POLICY %I ON %s;', n, t.sql_name), E'\n' ORDER BY n COLLATE "C")
+       (SELECT string_agg(format('DROP POLICY IF EXISTS %I ON %s;', n, t.sql_name), E'\n' ORDER BY n COLLATE "C")
           FROM unnest(pt.names) AS n WHERE n <> (SELECT policy FROM fence))
        || CASE WHEN (SELECT policy FROM fence) = ANY (pt.names) THEN '' ELSE E'\n' || t.fence_policy END AS remediation,
        '' AS key

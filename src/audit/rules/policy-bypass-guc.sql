@@ -4,7 +4,7 @@ SELECT DISTINCT ON (e.table_oid, e.policy)
        e.object,
        format('Policy %s on %s ORs the tenant condition with a setting any session can change (%s): SQL that sets it sees every tenant.',
               e.policy, e.object, e.expr) AS detail,
-       format(E'DROP POLICY %I ON %s;\n%s\n-- admin access: a separate BYPASSRLS role, used only through an audited path', e.policy, e.sql_name, e.fence_policy) AS remediation,
+       format(E'DROP POLICY IF EXISTS %I ON %s;\n%s', e.policy, e.sql_name, e.fence_policy) AS remediation,
        e.policy AS key
   FROM policy_exprs e
  WHERE e.applies AND e.bypass

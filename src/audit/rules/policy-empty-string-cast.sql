@@ -5,7 +5,7 @@ SELECT DISTINCT ON (e.table_oid, e.policy)
        e.object,
        format('Policy %s on %s casts current_setting() without NULLIF (%s): on a pooled connection after RESET the setting is '''' and the cast fails.',
               e.policy, e.object, e.expr) AS detail,
-       format(E'DROP POLICY %I ON %s;\n%s', e.policy, e.sql_name, e.fence_policy) AS remediation,
+       format(E'DROP POLICY IF EXISTS %I ON %s;\n%s', e.policy, e.sql_name, e.fence_policy) AS remediation,
        e.policy AS key
   FROM policy_exprs e
  WHERE e.applies

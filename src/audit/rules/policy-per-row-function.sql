@@ -6,7 +6,7 @@ SELECT DISTINCT ON (e.table_oid, e.policy)
        e.object,
        format('Policy %s on %s calls %s once per row (%s); wrap the call as (SELECT ...) so it runs once per statement.',
               e.policy, e.object, array_to_string(calls.names, ', '), e.expr) AS detail,
-       format(E'DROP POLICY %I ON %s;\n%s', e.policy, e.sql_name, e.fence_policy) AS remediation,
+       format(E'DROP POLICY IF EXISTS %I ON %s;\n%s', e.policy, e.sql_name, e.fence_policy) AS remediation,
        e.policy AS key
   FROM policy_exprs e
  CROSS JOIN LATERAL (

@@ -12,7 +12,7 @@ SELECT DISTINCT ON (e.table_oid, e.policy)
             ELSE format('Policy %s on %s (FOR %s) decides which rows it admits from a setting any session can change (%s) and does not pin the tenant column to the verified tenant, so SQL that runs set_config() reaches other tenants'' rows.',
                         e.policy, e.object, e.cmd_name, e.expr)
        END AS detail,
-       format(E'DROP POLICY %I ON %s;\n%s', e.policy, e.sql_name, e.fence_policy) AS remediation,
+       format(E'DROP POLICY IF EXISTS %I ON %s;\n%s', e.policy, e.sql_name, e.fence_policy) AS remediation,
        e.policy AS key
   FROM policy_exprs e
  WHERE e.applies AND e.verdict = 'setting'

@@ -8,7 +8,7 @@ SELECT DISTINCT ON (e.table_oid, e.policy)
        e.object,
        format('Policy %s on %s casts the tenant column (%s), so its index cannot be used; cast the other side to %s instead.',
               e.policy, e.object, e.expr, e.tenant_type) AS detail,
-       format(E'DROP POLICY %I ON %s;\n%s', e.policy, e.sql_name, e.fence_policy) AS remediation,
+       format(E'DROP POLICY IF EXISTS %I ON %s;\n%s', e.policy, e.sql_name, e.fence_policy) AS remediation,
        e.policy AS key
   FROM policy_exprs e
  WHERE e.applies

@@ -14,8 +14,8 @@ SELECT e.object,
        format('Policy %s on %s (FOR %s): its write check %s %s does not pin %s to the current tenant, so a tenant can write rows as another tenant.',
               e.policy, e.object, e.cmd_name,
               CASE e.kind WHEN 'check' THEN 'WITH CHECK' ELSE '(USING, reused because there is no WITH CHECK)' END,
-              e.expr, substring(e.fence_policy FROM 'USING \(([^ ]+) =')) AS detail,
-       format(E'DROP POLICY %I ON %s;\n%s', e.policy, e.sql_name, e.fence_policy) AS remediation,
+              e.expr, e.tenant_sql) AS detail,
+       format(E'DROP POLICY IF EXISTS %I ON %s;\n%s', e.policy, e.sql_name, e.fence_policy) AS remediation,
        e.policy AS key
   FROM effective e
  WHERE e.verdict = 'unpinned'

@@ -1,8 +1,8 @@
 -- REPLICATION lets a role stream the WAL: logical decoding (a replication connection, or the SQL
 -- functions pg_logical_slot_get_changes() and friends) returns every row written, every tenant's,
 -- and row level security never applies to it. The SQL functions check the current role, so a role
--- that can SET ROLE to one with REPLICATION decodes too. init refuses such a role
--- (src/sql/fenced-roles.ts); this reports it on a database init did not set up, or one changed since.
+-- that can SET ROLE to one with REPLICATION decodes too. A role rule (scope: role): init and
+-- protect refuse such a role through it, and the audit reports it on a database changed since.
 SELECT f.rolname AS object,
        CASE WHEN r.oid = f.oid
             THEN format('The %s role %s has REPLICATION: logical decoding streams every tenant''s rows to it, and row level security does not apply.', f.which, f.rolname)

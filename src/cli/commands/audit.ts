@@ -11,6 +11,7 @@ import { readBaseline, writeBaseline } from '../../audit/baseline.ts';
 import { formatText, summaryLine } from '../../audit/format/text.ts';
 import { formatSarif } from '../../audit/format/sarif.ts';
 import { formatHtml } from '../../audit/format/html.ts';
+import { formatJson } from '../../audit/format/json.ts';
 import { visible } from '../../audit/format/visible.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE } from '../../sql/roles.ts';
 import type { Queryable } from '../../sql/queryable.ts';
@@ -37,8 +38,10 @@ export interface AuditCommandOptions {
   readonly writeBaseline?: string;
   /** ANSI colour in the text format (the CLI passes "stdout is a TTY"). */
   readonly color?: boolean;
-  /** Shown in the HTML title. */
+  /** Shown in the HTML title (default: the database the audit read). */
   readonly databaseName?: string;
+  /** The HTML report's time (default now); the other formats carry no clock. */
+  readonly now?: Date;
 }
 
 export interface AuditCommandResult {
@@ -80,9 +83,17 @@ export async function audit(options: AuditCommandOptions): Promise<AuditCommandR
   const summary = { findings, suppressed, tables: report.tables.length, notes: report.notes };
 
   const rendered =
-    format === 'json' ? `${JSON.stringify(findings, null, 2)}\n`
+    format === 'json' ? formatJson({ ...summary, server: report.server })
     : format === 'sarif' ? formatSarif(report.rules, findings, VERSION)
-    : format === 'html' ? formatHtml({ database: options.databaseName ?? 'database', findings, suppressed, tables: report.tables, notes: report.notes })
+    : format === 'html' ? formatHtml({
+        database: options.databaseName ?? report.server.database,
+        findings,
+        suppressed,
+        tables: report.tables,
+        notes: report.notes,
+        serverVersion: report.server.version,
+        generatedAt: options.now ?? new Date(),
+      })
     : formatText(summary, Boolean(options.color) && !options.output);
 
   let stderr = format === 'text' ? '' : report.notes.map((n) => `note: ${visible(n)}\n`).join('');

@@ -3,11 +3,17 @@ import { formatSecret, generateKey, parseSecret, type SigningKey } from '../../c
 import { planInit } from '../../sql/init.ts';
 import { unappliedHardening } from '../../sql/hardening.ts';
 import { addKeyStatement, storedKey } from '../../sql/keys.ts';
-import { applyInTransaction } from '../../sql/apply.ts';
+import { toTenantfenceError } from '../../sql/apply.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
-import { fenceViolations } from '../../sql/fenced-roles.ts';
-import { printStatements, type Statement } from '../../sql/statement.ts';
+import { applyChecked } from '../../audit/roles.ts';
+import type { Finding } from '../../audit/finding.ts';
+import { passwordStatement } from '../../sql/password.ts';
+import { printStatements, sqlComment, type Statement } from '../../sql/statement.ts';
 import type { Queryable } from '../../sql/queryable.ts';
+
+/** Where `init --app-password/--agent-password` read the passwords: never from argv. */
+export const APP_PASSWORD_ENV = 'TENANTFENCE_APP_PASSWORD';
+export const AGENT_PASSWORD_ENV = 'TENANTFENCE_AGENT_PASSWORD';
 
 export interface InitOptions {
   readonly db: Queryable;
@@ -17,6 +23,9 @@ export interface InitOptions {
   readonly agentLogin?: boolean;
   /** Let the app role create temporary objects (default false). */
   readonly appTemp?: boolean;
+  /** Passwords for the app and agent roles (the CLI reads them from the environment only). */
+  readonly appPassword?: string;
+  readonly agentPassword?: string;
   /** `<kid>.<secret>` from TENANTFENCE_SECRET; when absent a key is generated (once). */
   readonly secret?: string | undefined;
   /** Plan only: return the SQL, run nothing. */
@@ -39,8 +48,9 @@ export async function init(options: InitOptions): Promise<InitResult> {
   if (roles.app === roles.agent) {
     throw new TenantfenceError(ErrorCodes.USAGE, 'The app role and the agent role must be different roles; pass distinct --app-role and --agent-role.');
   }
-  await refuseUnfitRoles(options.db, roles);
   const statements: Statement[] = planInit({ roles, agentLogin: options.agentLogin ?? true, appTemp: options.appTemp ?? false });
+  if (options.appPassword !== undefined) statements.push(passwordStatement(roles.app, options.appPassword, APP_PASSWORD_ENV));
+  if (options.agentPassword !== undefined) statements.push(passwordStatement(roles.agent, options.agentPassword, AGENT_PASSWORD_ENV));
 
   let key: SigningKey | undefined;
   let generated: string | undefined;
@@ -54,32 +64,44 @@ export async function init(options: InitOptions): Promise<InitResult> {
       // Every token signed with it would verify to no tenant: the app would see nothing at all.
       throw new TenantfenceError(ErrorCodes.NO_SECRET, `Key ${key.kid} in TENANTFENCE_SECRET is retired; set TENANTFENCE_SECRET to an active key (tenantfence keys list, keys rotate).`);
     }
-  } else if (!(await hasActiveKey(options.db))) {
+  } else if (!options.print && !(await hasActiveKey(options.db))) {
+    // A key generated for --print would be shown nowhere: the printed SQL says how to add one.
     key = generateKey();
     generated = formatSecret(key);
   }
   if (key) statements.push(addKeyStatement(key));
 
-  const sql = printStatements(statements);
-  if (options.print) return { roles, sql, applied: false, keyId: key?.kid, generatedSecret: undefined, warnings: [] };
-  await applyInTransaction(options.db, statements);
+  let sql = printStatements(statements);
+  if (options.print) {
+    const rehearsal = await applyChecked(options.db, statements, roles, { end: 'ROLLBACK', command: 'init', tolerated: skippedHardening }).then(() => undefined, (error: unknown) => {
+      if ((error as TenantfenceError).code === ErrorCodes.UNSAFE_ROLE) throw error;
+      return toTenantfenceError(error).message;
+    });
+    sql = (rehearsal ? `${sqlComment(`Not rehearsed on this database (${rehearsal}); run \`tenantfence audit\` after applying it.`)}\n\n` : '') + sql;
+    sql += key
+      ? `\n-- Next: store key ${key.kid} (not printed): after applying this SQL, run \`tenantfence init\` once with TENANTFENCE_SECRET set; it finds everything else in place.\n`
+      : (await hasActiveKey(options.db)) ? ''
+      : `\n-- Next: this SQL stores no signing key. After applying it, run \`tenantfence keys rotate\` against the database: it stores a new key and prints TENANTFENCE_SECRET once.\n`;
+    return { roles, sql, applied: false, keyId: key?.kid, generatedSecret: undefined, warnings: [] };
+  }
+  await applyChecked(options.db, statements, roles, { end: 'COMMIT', command: 'init', tolerated: skippedHardening });
   return { roles, sql, applied: true, keyId: key?.kid, generatedSecret: generated, warnings: await unappliedHardening(options.db) };
 }
 
 /**
- * Issue 2: init refuses an app role that could skip or switch off a policy or read the key, and
- * an agent role that could reach such a role (its own attributes init corrects).
+ * init revokes CREATE on schema public and TEMPORARY on the database from PUBLIC; PostgreSQL skips
+ * that (with a warning) when another role owns them, the normal case on managed servers. The agent
+ * then still holds them through PUBLIC, which agent-role-dangerous-privilege reports. init reports
+ * those gaps itself, with the statement the owner must run (result.warnings), instead of refusing.
  */
-async function refuseUnfitRoles(db: Queryable, roles: Roles): Promise<void> {
-  for (const [role, which] of [[roles.app, 'app'], [roles.agent, 'agent']] as const) {
-    const problem = (await fenceViolations(db, role)).find((v) => which === 'app' || v.kind === 'reach');
-    if (problem) {
-      throw new TenantfenceError(
-        ErrorCodes.UNSAFE_ROLE,
-        `The ${which} role ${role} ${problem.reason}, so it could get around row level security; use another --${which}-role or remove that.`,
-      );
-    }
-  }
+async function skippedHardening(db: Queryable): Promise<(f: Finding) => boolean> {
+  const gaps = await unappliedHardening(db);
+  const publicCreate = gaps.some((g) => g.includes('create objects in schema public'));
+  const databaseTemp = gaps.some((g) => g.includes('create temporary objects in database'));
+  return (f) =>
+    f.rule === 'agent-role-dangerous-privilege' &&
+    ((publicCreate && f.object === 'public' && / can CREATE in schema public,/.test(f.detail)) ||
+      (databaseTemp && / holds TEMPORARY on database /.test(f.detail)));
 }
 
 async function keysTableExists(db: Queryable): Promise<boolean> {

@@ -1,11 +1,11 @@
 import { TenantfenceError, ErrorCodes } from '../../errors.ts';
-import { applyInTransaction } from '../../sql/apply.ts';
+import { applyChecked } from '../../audit/roles.ts';
 import { assertInitialised } from '../../sql/keys.ts';
 import { inspectTable, planProtect, protectAdvice } from '../../sql/protect.ts';
 import { parseTableName } from '../../sql/quote.ts';
 import type { Queryable } from '../../sql/queryable.ts';
-import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE } from '../../sql/roles.ts';
-import { printStatements } from '../../sql/statement.ts';
+import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
+import { printStatements, sqlComment } from '../../sql/statement.ts';
 
 export interface ProtectCommandOptions {
   readonly db: Queryable;
@@ -14,6 +14,13 @@ export interface ProtectCommandOptions {
   readonly appRole?: string;
   readonly agentRole?: string;
   readonly agentWrite?: boolean;
+  /** Drop the tables' other permissive policies (otherwise protect refuses such a table). */
+  readonly replacePolicies?: boolean;
+  /** The tenant column's DEFAULT becomes the verified tenant. */
+  readonly defaultTenant?: boolean;
+  /** Add the admin policy (withAdmin, docs/operations.md). */
+  readonly adminAccess?: boolean;
+  /** Plan only: needs the tables, not init (the SQL says what must be applied first). */
   readonly print?: boolean;
 }
 
@@ -31,24 +38,44 @@ export async function protect(options: ProtectCommandOptions): Promise<ProtectRe
   }
   const tenantColumn = options.tenantColumn ?? 'tenant_id';
   const roles = { app: options.appRole ?? DEFAULT_APP_ROLE, agent: options.agentRole ?? DEFAULT_AGENT_ROLE };
-  await assertInitialised(options.db);
-  await assertRolesExist(options.db, [roles.app, roles.agent]);
+  const missing = await missingPrerequisites(options.db, roles);
+  if (missing.length > 0 && !options.print) throw missing[0]!;
   const names = [...new Map(options.tables.map((t) => parseTableName(t)).map((t) => [`${t.schema}.${t.name}`, t])).values()];
   const infos = [];
-  for (const name of names) infos.push(await inspectTable(options.db, name, tenantColumn, roles));
-  const statements = planProtect(infos, { tenantColumn, roles, agentWrite: options.agentWrite ?? false });
-  const sql = printStatements(statements);
+  for (const name of names) infos.push(await inspectTable(options.db, name, tenantColumn));
+  const statements = planProtect(infos, {
+    tenantColumn,
+    roles,
+    agentWrite: options.agentWrite ?? false,
+    replacePolicies: options.replacePolicies ?? false,
+    defaultTenant: options.defaultTenant ?? false,
+    adminAccess: options.adminAccess ?? false,
+  });
+  // A migration tool may apply this before init: say so in the SQL it pastes.
+  const prelude = missing.length > 0
+    ? `${sqlComment(`Apply after \`tenantfence init\` (or its --print SQL, roles ${roles.app} and ${roles.agent}): ${missing.map((e) => e.message).join(' ')}`)}\n\n`
+    : '';
+  const sql = prelude + printStatements(statements);
   const tables = infos.map((t) => `${t.schema}.${t.name}`);
   const advice = protectAdvice(infos, tenantColumn);
   if (options.print) return { tables, sql, applied: false, advice };
-  await applyInTransaction(options.db, statements);
+  // "protected" only when no role rule reports a way around the policy once it is in place
+  await applyChecked(options.db, statements, roles, { end: 'COMMIT', tenantColumn, command: 'protect' });
   return { tables, sql, applied: true, advice };
 }
 
-async function assertRolesExist(db: Queryable, roles: string[]): Promise<void> {
-  const { rows } = await db.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE rolname = ANY ($1)`, [roles]);
-  const missing = roles.filter((r) => !rows.some((row) => row.rolname === r));
-  if (missing.length > 0) {
-    throw new TenantfenceError(ErrorCodes.NOT_INITIALISED, `Role ${missing[0]} does not exist; run \`tenantfence init\` with the same --app-role/--agent-role first.`);
+/** What protect's SQL refers to that init creates: refused when applying, noted when printing. */
+async function missingPrerequisites(db: Queryable, roles: Roles): Promise<TenantfenceError[]> {
+  const out: TenantfenceError[] = [];
+  try {
+    await assertInitialised(db);
+  } catch (error) {
+    out.push(error as TenantfenceError);
   }
+  const wanted = [roles.app, roles.agent];
+  const { rows } = await db.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE rolname = ANY ($1)`, [wanted]);
+  for (const role of wanted.filter((r) => !rows.some((row) => row.rolname === r))) {
+    out.push(new TenantfenceError(ErrorCodes.NOT_INITIALISED, `Role ${role} does not exist; run \`tenantfence init\` with the same --app-role/--agent-role first.`));
+  }
+  return out;
 }

@@ -197,4 +197,14 @@ export const roleCases: RuleCase[] = [
     setup: (db) => db.admin.query(`GRANT pg_monitor TO ${ident(db.roles.app)}`).then(() => undefined),
     objects: (db) => [db.roles.app],
   },
+  {
+    rule: 'role-reaches-admin',
+    name: 'the agent role granted tenantfence_admin, the app role through a role it can become',
+    setup: async (db) => {
+      const support = db.role('tf_support');
+      await db.admin.query(`GRANT tenantfence_admin TO ${ident(db.roles.agent)}; CREATE ROLE ${ident(support)} NOLOGIN;
+        GRANT tenantfence_admin TO ${ident(support)}; GRANT ${ident(support)} TO ${ident(db.roles.app)}`);
+    },
+    objects: (db) => [db.roles.agent, db.roles.app],
+  },
 ];
