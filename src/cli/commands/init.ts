@@ -2,6 +2,7 @@ import { TenantfenceError, ErrorCodes } from '../../errors.ts';
 import { formatSecret, generateKey, parseSecret, type SigningKey } from '../../context/token.ts';
 import { planInit } from '../../sql/init.ts';
 import { unappliedHardening } from '../../sql/hardening.ts';
+import { planLockdown, unappliedLockdown } from '../../sql/lockdown.ts';
 import { addKeyStatement, storedKey } from '../../sql/keys.ts';
 import { applyInTransaction } from '../../sql/apply.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
@@ -40,7 +41,10 @@ export async function init(options: InitOptions): Promise<InitResult> {
     throw new TenantfenceError(ErrorCodes.USAGE, 'The app role and the agent role must be different roles; pass distinct --app-role and --agent-role.');
   }
   await refuseUnfitRoles(options.db, roles);
-  const statements: Statement[] = planInit({ roles, agentLogin: options.agentLogin ?? true, appTemp: options.appTemp ?? false });
+  const statements: Statement[] = [
+    ...planInit({ roles, agentLogin: options.agentLogin ?? true, appTemp: options.appTemp ?? false }),
+    planLockdown(roles),
+  ];
 
   let key: SigningKey | undefined;
   let generated: string | undefined;
@@ -63,7 +67,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
   const sql = printStatements(statements);
   if (options.print) return { roles, sql, applied: false, keyId: key?.kid, generatedSecret: undefined, warnings: [] };
   await applyInTransaction(options.db, statements);
-  return { roles, sql, applied: true, keyId: key?.kid, generatedSecret: generated, warnings: await unappliedHardening(options.db) };
+  return { roles, sql, applied: true, keyId: key?.kid, generatedSecret: generated, warnings: [...(await unappliedHardening(options.db)), ...(await unappliedLockdown(options.db, roles))] };
 }
 
 /**
