@@ -50,7 +50,7 @@ function sessionFunctions(): string {
   const values = Object.entries(SESSION_FUNCTIONS).flatMap(([kind, { names, grantTo }]) =>
     names.map((n) => `(${literal(n)}, ${literal(kind)}, ${grantTo === null ? 'NULL' : literal(grantTo)})`),
   );
-  return `SELECT pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) AS signature,
+  return `SELECT pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.oidvectortypes(p.proargtypes)) AS signature,
          l.kind, l.grant_to, p.proowner, p.proacl
     FROM pg_catalog.pg_proc p
     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
