@@ -9,7 +9,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type pg from 'pg';
+import pg from 'pg';
+import { urlForRole } from '../../src/embedded/database.ts';
 import { withTenant } from '../../src/adapters/pg.ts';
 import { planLockdown, SESSION_FUNCTIONS } from '../../src/sql/lockdown.ts';
 import { createTestDatabase, installFence, TENANT_A, TENANT_B, type Fenced, type TestDatabase } from '../support/db.ts';
@@ -159,4 +160,44 @@ test("large objects: one tenant's request lists, reads and deletes another's onl
   assert.deepEqual(locked.deletedByB, [], 'B deleted nothing');
   // What remains visible: the catalog lists the id of a large object that existed before (no content).
   assert.deepEqual(locked.listedByB, [locked.old]);
+});
+
+/**
+ * Issue 10's question, investigated: would one login role per connection (each a member of the
+ * app role) stop requests signalling and watching each other where the lockdown cannot be applied
+ * (managed PostgreSQL)? The signal functions and the activity views check the backend's login
+ * role, not its group, so yes for requests that run at the same time, even after SET ROLE to the
+ * shared role. What a connection leaves on its login role (large objects, ALTER ROLE CURRENT_USER
+ * SET) still reaches the next tenant served on the same connection: it does not replace the lockdown.
+ */
+test('separate login roles in the app role cannot signal or read each other, even with the functions open', async () => {
+  await undoLockdown();
+  const [one, two] = [db.role('tf_login1'), db.role('tf_login2')];
+  for (const r of [one, two]) {
+    await db.admin.query(`CREATE ROLE "${r}" LOGIN PASSWORD '${db.password}' IN ROLE "${db.roles.app}"`);
+  }
+  const connect = async (role: string) => {
+    const c = new pg.Client({ connectionString: urlForRole(db.url, role, db.password) });
+    await c.connect();
+    return c;
+  };
+  const [attacker, victim] = [await connect(one), await connect(two)];
+  try {
+    const pid = (await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    const marker = `marker-${randomBytes(6).toString('hex')}`;
+    const running = victim.query(`SELECT pg_sleep(1), '${marker}' AS m`);
+    await new Promise((r) => setTimeout(r, 200));
+    for (const as of ['', `SET ROLE "${db.roles.app}"`]) {
+      if (as) await attacker.query(as);
+      const seen = await attacker.query('SELECT coalesce(query, \'\') AS q FROM pg_stat_activity WHERE pid = $1', [pid]);
+      assert.equal(seen.rows.length, 1, 'the backend is listed');
+      assert.ok(!String(seen.rows[0]!.q).includes(marker), `its query text is hidden (${as || 'as the login role'})`);
+      await assert.rejects(attacker.query('SELECT pg_cancel_backend($1)', [pid]), /must be a member of the role whose query is being canceled/);
+      await assert.rejects(attacker.query('SELECT pg_terminate_backend($1)', [pid]), /must be a member of the role whose process is being terminated/);
+    }
+    assert.equal((await running).rows[0]!.m, marker, "the victim's statement completed");
+  } finally {
+    await Promise.all([attacker.end(), victim.end()]);
+  }
+  await applyLockdown();
 });
