@@ -13,6 +13,8 @@ import pg from 'pg';
 import { urlForRole } from '../../src/embedded/database.ts';
 import { withTenant } from '../../src/adapters/pg.ts';
 import { planLockdown, SESSION_FUNCTIONS } from '../../src/sql/lockdown.ts';
+import { init } from '../../src/cli/commands/init.ts';
+import { formatSecret } from '../../src/context/token.ts';
 import { createTestDatabase, installFence, TENANT_A, TENANT_B, type Fenced, type TestDatabase } from '../support/db.ts';
 
 let db: TestDatabase;
@@ -185,19 +187,32 @@ test('separate login roles in the app role cannot signal or read each other, eve
   try {
     const pid = (await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     const marker = `marker-${randomBytes(6).toString('hex')}`;
-    const running = victim.query(`SELECT pg_sleep(1), '${marker}' AS m`);
+    const running = victim.query(`SELECT pg_sleep(1), '${marker}' AS m`).then((r) => r.rows[0]!.m, (e: Error) => e.message);
     await new Promise((r) => setTimeout(r, 200));
     for (const as of ['', `SET ROLE "${db.roles.app}"`]) {
       if (as) await attacker.query(as);
       const seen = await attacker.query('SELECT coalesce(query, \'\') AS q FROM pg_stat_activity WHERE pid = $1', [pid]);
       assert.equal(seen.rows.length, 1, 'the backend is listed');
       assert.ok(!String(seen.rows[0]!.q).includes(marker), `its query text is hidden (${as || 'as the login role'})`);
-      await assert.rejects(attacker.query('SELECT pg_cancel_backend($1)', [pid]), /must be a member of the role whose query is being canceled/);
-      await assert.rejects(attacker.query('SELECT pg_terminate_backend($1)', [pid]), /must be a member of the role whose process is being terminated/);
+      // PostgreSQL 15 says "must be a member of the role whose ...", 16 and later "permission denied to ...".
+      await assert.rejects(attacker.query('SELECT pg_cancel_backend($1)', [pid]), /must be a member of the role whose query|permission denied to cancel query/);
+      await assert.rejects(attacker.query('SELECT pg_terminate_backend($1)', [pid]), /must be a member of the role whose process|permission denied to terminate process/);
     }
-    assert.equal((await running).rows[0]!.m, marker, "the victim's statement completed");
+    assert.equal(await running, marker, "the victim's statement completed");
   } finally {
     await Promise.all([attacker.end(), victim.end()]);
   }
   await applyLockdown();
+});
+
+test('init --print includes the lockdown, and running init again on a locked database changes nothing', async () => {
+  const printed = await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent, print: true });
+  assert.match(printed.sql, /REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %I, %I/);
+  const acl = () => db.admin.query<{ acl: string }>(
+    `SELECT string_agg(format('%s=%s', oid::regprocedure, proacl), ' ' ORDER BY oid) AS acl FROM pg_proc WHERE proname IN ('pg_terminate_backend', 'lo_get', 'pg_stat_get_activity')`);
+  const before = (await acl()).rows[0]!.acl;
+  assert.match(before, /pg_signal_backend=X/);
+  const again = await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent, secret: formatSecret(fence.key) });
+  assert.deepEqual(again.warnings, []);
+  assert.equal((await acl()).rows[0]!.acl, before);
 });
