@@ -216,3 +216,24 @@ test('init --print includes the lockdown, and running init again on a locked dat
   assert.deepEqual(again.warnings, []);
   assert.equal((await acl()).rows[0]!.acl, before);
 });
+
+test('after the lockdown, monitoring roles still watch and signal the app role\'s sessions', async () => {
+  const monitor = db.role('tf_monitor');
+  await db.admin.query(`CREATE ROLE "${monitor}" LOGIN PASSWORD '${db.password}' IN ROLE pg_monitor, pg_signal_backend`);
+  const watcher = new pg.Client({ connectionString: urlForRole(db.url, monitor, db.password) });
+  await watcher.connect();
+  try {
+    const marker = `marker-${randomBytes(6).toString('hex')}`;
+    const victim = request(TENANT_B, (c) => c.query(`SELECT pg_sleep(5), '${marker}' AS m`));
+    let seen: Array<{ pid: number }> = [];
+    for (let i = 0; i < 50 && seen.length === 0; i++) {
+      seen = (await watcher.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE query LIKE $1', [`%'${marker}'%`])).rows;
+      if (seen.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(seen.length, 1, 'pg_monitor sees the query');
+    assert.deepEqual((await watcher.query('SELECT pg_cancel_backend($1) AS ok', [seen[0]!.pid])).rows, [{ ok: true }]);
+    assert.equal((await victim).ok, false, 'pg_signal_backend cancelled it');
+  } finally {
+    await watcher.end();
+  }
+});
