@@ -189,11 +189,21 @@ export function managedSuite(version: ClusterVersion): void {
     const first = runCli(['init'], { DATABASE_URL: url });
     assert.equal(first.code, 0, first.err);
     const warnings = first.err.split('\n').filter((l) => l.startsWith('warning: '));
-    assert.equal(warnings.length, 1, first.err);
+    assert.equal(warnings.length, 2, first.err);
     assert.match(warnings[0]!, /PUBLIC can still create objects in schema public.* its owner postgres, or a superuser, must run: REVOKE CREATE ON SCHEMA public FROM PUBLIC;$/);
+    // The session lockdown (src/sql/lockdown.ts): the functions belong to the bootstrap superuser.
+    const lockdown = /can still signal other sessions.*pg_terminate_backend.*a superuser, who must run: (REVOKE EXECUTE ON FUNCTION .*)$/.exec(warnings[1]!);
+    assert.ok(lockdown, warnings[1]);
+    const { rows: signal } = await cluster.superQuery<{ ok: boolean }>(`SELECT has_function_privilege('tenantfence_app', 'pg_terminate_backend(integer, bigint)', 'EXECUTE') AS ok`, [], 'legacy');
+    assert.equal(signal[0]!.ok, true, 'the admin could not take it');
     await cluster.superQuery('REVOKE CREATE ON SCHEMA public FROM PUBLIC', [], 'legacy');
+    await cluster.superQuery(lockdown[1]!, [], 'legacy');
     const second = runCli(['init'], { DATABASE_URL: url, TENANTFENCE_SECRET: /TENANTFENCE_SECRET=(\S+)/.exec(first.out)?.[1] });
     assert.equal(second.code, 0, second.err);
     assert.doesNotMatch(second.err, /warning:/);
+    const { rows: after } = await cluster.superQuery<{ app: boolean; monitor: boolean }>(
+      `SELECT has_function_privilege('tenantfence_app', 'pg_terminate_backend(integer, bigint)', 'EXECUTE') AS app,
+              has_function_privilege('pg_signal_backend', 'pg_terminate_backend(integer, bigint)', 'EXECUTE') AS monitor`, [], 'legacy');
+    assert.deepEqual(after[0], { app: false, monitor: true }, "the superuser's statement took it from the app role and left it to monitoring");
   });
 }

@@ -2,6 +2,7 @@ import { TenantfenceError, ErrorCodes } from '../../errors.ts';
 import { formatSecret, generateKey, parseSecret, type SigningKey } from '../../context/token.ts';
 import { planInit } from '../../sql/init.ts';
 import { unappliedHardening } from '../../sql/hardening.ts';
+import { planLockdown, unappliedLockdown } from '../../sql/lockdown.ts';
 import { addKeyStatement, storedKey } from '../../sql/keys.ts';
 import { toTenantfenceError } from '../../sql/apply.ts';
 import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
@@ -48,7 +49,10 @@ export async function init(options: InitOptions): Promise<InitResult> {
   if (roles.app === roles.agent) {
     throw new TenantfenceError(ErrorCodes.USAGE, 'The app role and the agent role must be different roles; pass distinct --app-role and --agent-role.');
   }
-  const statements: Statement[] = planInit({ roles, agentLogin: options.agentLogin ?? true, appTemp: options.appTemp ?? false });
+  const statements: Statement[] = [
+    ...planInit({ roles, agentLogin: options.agentLogin ?? true, appTemp: options.appTemp ?? false }),
+    planLockdown(roles),
+  ];
   if (options.appPassword !== undefined) statements.push(passwordStatement(roles.app, options.appPassword, APP_PASSWORD_ENV));
   if (options.agentPassword !== undefined) statements.push(passwordStatement(roles.agent, options.agentPassword, AGENT_PASSWORD_ENV));
 
@@ -85,7 +89,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
     return { roles, sql, applied: false, keyId: key?.kid, generatedSecret: undefined, warnings: [] };
   }
   await applyChecked(options.db, statements, roles, { end: 'COMMIT', command: 'init', tolerated: skippedHardening });
-  return { roles, sql, applied: true, keyId: key?.kid, generatedSecret: generated, warnings: await unappliedHardening(options.db) };
+  return { roles, sql, applied: true, keyId: key?.kid, generatedSecret: generated, warnings: [...(await unappliedHardening(options.db)), ...(await unappliedLockdown(options.db, roles))] };
 }
 
 /**

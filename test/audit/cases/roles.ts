@@ -1,11 +1,19 @@
 /** Cases for the role, privilege, view and function rules. */
-import { ident } from '../../../src/sql/quote.ts';
+import pg from 'pg';
+import { ident, literal } from '../../../src/sql/quote.ts';
+import { urlForRole } from '../../../src/embedded/database.ts';
+import { SESSION_FUNCTIONS } from '../../../src/sql/lockdown.ts';
 import { protectTables, serverVersion, tenantTable, type RuleCase } from '../support.ts';
 import type { TestDatabase } from '../../support/db.ts';
 
 async function orders(db: TestDatabase): Promise<void> {
   await tenantTable(db, 'orders');
   await protectTables(db, 'orders');
+}
+
+/** The pg_catalog functions init's lockdown takes (pg_stat_statements is an extension's). */
+function lockdownNames(): string[] {
+  return Object.values(SESSION_FUNCTIONS).flatMap((k) => k.names).filter((n) => n !== 'pg_stat_statements');
 }
 
 export const roleCases: RuleCase[] = [
@@ -206,5 +214,56 @@ export const roleCases: RuleCase[] = [
         GRANT tenantfence_admin TO ${ident(support)}; GRANT ${ident(support)} TO ${ident(db.roles.app)}`);
     },
     objects: (db) => [db.roles.agent, db.roles.app],
+  },
+  {
+    rule: 'session-functions-exposed',
+    name: 'PUBLIC may terminate backends again (a restore of the defaults)',
+    setup: (db) => db.admin.query('GRANT EXECUTE ON FUNCTION pg_catalog.pg_terminate_backend(integer, bigint) TO PUBLIC').then(() => undefined),
+    objects: () => ['pg_catalog.pg_terminate_backend(integer, bigint)'],
+  },
+  {
+    rule: 'session-functions-exposed',
+    name: 'the app role is granted lo_get and the agent pg_stat_get_activity by name',
+    setup: (db) => db.admin.query(`GRANT EXECUTE ON FUNCTION pg_catalog.lo_get(oid) TO ${ident(db.roles.app)};
+      GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) TO ${ident(db.roles.agent)}`).then(() => undefined),
+    objects: () => ['pg_catalog.lo_get(oid)', 'pg_catalog.pg_stat_get_activity(integer)'],
+  },
+  {
+    // Every function init's lockdown takes (src/sql/lockdown.ts), and no other: the two lists agree.
+    rule: 'session-functions-exposed',
+    name: "a database init's lockdown never ran on: every function it takes is reported",
+    setup: (db) => db.admin.query(`DO $$ DECLARE f regprocedure; BEGIN
+      FOR f IN SELECT oid FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace AND proname = ANY (ARRAY[${lockdownNames().map(literal).join(', ')}]) LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
+      END LOOP; END $$`).then(() => undefined),
+    objects: async (db) => (await db.admin.query<{ f: string }>(
+      `SELECT format('pg_catalog.%s(%s)', proname, oidvectortypes(proargtypes)) AS f
+         FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace AND proname = ANY ($1)`, [lockdownNames()])).rows.map((r) => r.f),
+  },
+  {
+    rule: 'fenced-role-settings',
+    name: 'settings stored on both roles, for every database and for this one',
+    setup: (db) => db.admin.query(`ALTER ROLE ${ident(db.roles.app)} SET DateStyle = 'SQL, DMY';
+      ALTER ROLE ${ident(db.roles.app)} SET default_transaction_read_only = on;
+      ALTER ROLE ${ident(db.roles.agent)} IN DATABASE ${ident(db.name)} SET row_security = off`).then(() => undefined),
+    objects: (db) => [db.roles.app, db.roles.app, db.roles.agent],
+  },
+  {
+    rule: 'fenced-role-settings',
+    name: 'settings the app role stored on itself (ALTER ROLE CURRENT_USER SET), and a custom one',
+    setup: async (db) => {
+      const app = new pg.Client(urlForRole(db.url, db.roles.app, db.password));
+      await db.admin.query(`ALTER ROLE ${ident(db.roles.app)} PASSWORD ${literal(db.password)}`);
+      await app.connect();
+      try {
+        await app.query(`ALTER ROLE CURRENT_USER SET statement_timeout = '1ms'`);
+        await app.query(`ALTER ROLE CURRENT_USER SET search_path = evil, public`);
+      } finally {
+        await app.end();
+      }
+      // A custom name with capitals and a value with '=': the RESET must quote the one and split on the first '='.
+      await db.admin.query(`ALTER ROLE ${ident(db.roles.app)} SET "app.Mode" = 'x=y'`);
+    },
+    objects: (db) => [db.roles.app, db.roles.app, db.roles.app],
   },
 ];
