@@ -16,7 +16,7 @@
  */
 import { createRequire } from 'node:module';
 import pg from 'pg';
-import { TenantfenceError, ErrorCodes } from '../errors.ts';
+import { tenantArguments } from './lease.ts';
 import { fencedStatement, runFenced, type FenceConnection, type FenceOptions, type FenceResult, type FenceStatement } from '../context/fence.ts';
 
 /** What tenantfence needs of a node-postgres client (a `pg.PoolClient`). */
@@ -42,10 +42,7 @@ export function withTenant<T>(
   fnOrOptions?: ((client: pg.PoolClient) => Promise<T>) | WithTenantOptions,
   maybeOptions?: WithTenantOptions,
 ): Promise<T> {
-  const [tenant, fn, options] = typeof tenantOrFn === 'function'
-    ? [undefined, tenantOrFn, fnOrOptions as WithTenantOptions | undefined]
-    : [tenantOrFn, fnOrOptions as (client: pg.PoolClient) => Promise<T>, maybeOptions];
-  if (typeof fn !== 'function') throw new TenantfenceError(ErrorCodes.USAGE, 'withTenant needs a callback: withTenant(pool, tenant, async (client) => …).');
+  const [tenant, fn, options] = tenantArguments(tenantOrFn, fnOrOptions, maybeOptions);
   return runFenced(() => connect(pool), tenant, (c) => fn((c as PgFenceConnection).client), options);
 }
 
