@@ -31,6 +31,8 @@ export interface ManagedCluster {
   superQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[], database?: string): Promise<pg.QueryResult<R>>;
   /** Creates another CREATEROLE database owner (another team on the same cluster). */
   createAdmin(user: string, database: string): Promise<{ user: string; password: string }>;
+  /** Restarts the server (fast shutdown: every session is ended), as a failover or an upgrade does. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -63,6 +65,8 @@ export async function startManagedCluster(version: ClusterVersion): Promise<Mana
   };
   let started = false;
   let watchdog: ReturnType<typeof startWatchdog>;
+  // Every connection is TCP with a password: no socket, no trust, as on a managed service.
+  const flags = `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories= -c fsync=off -c max_connections=60`;
   const stop = async () => {
     watchdog?.kill();
     if (started) {
@@ -79,8 +83,6 @@ export async function startManagedCluster(version: ClusterVersion): Promise<Mana
     if (ids) chownSync(pwfile, ids.uid, ids.gid);
     run('initdb', ['-D', data, '-U', 'postgres', '--pwfile', pwfile, '--auth', 'scram-sha-256', '-E', 'UTF8', '--locale', 'C', '--no-sync']);
     rmSync(pwfile);
-    // Every connection is TCP with a password: no socket, no trust, as on a managed service.
-    const flags = `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories= -c fsync=off -c max_connections=60`;
     run('pg_ctl', ['-D', data, '-l', join(base, 'log'), '-o', flags, '-w', '-t', '60', 'start']);
     started = true;
     // The embedded server's watchdog: a test process that is killed does not leave the cluster running.
@@ -113,5 +115,11 @@ export async function startManagedCluster(version: ClusterVersion): Promise<Mana
     await stop();
     throw error;
   }
-  return { version, port, admin: { user: 'admin', password: adminPassword }, url, superQuery, createAdmin, stop };
+  const restart = async () => {
+    // The watchdog knows the old server's pid: a new one is started for the new server.
+    watchdog?.kill();
+    run('pg_ctl', ['-D', data, '-l', join(base, 'log'), '-o', flags, '-m', 'fast', '-w', '-t', '60', 'restart']);
+    watchdog = startWatchdog(join(data, 'postmaster.pid'), base);
+  };
+  return { version, port, admin: { user: 'admin', password: adminPassword }, url, superQuery, createAdmin, restart, stop };
 }
