@@ -132,20 +132,13 @@ export async function runFenced<T>(
   fn: (connection: FenceConnection) => Promise<T>,
   options: FenceOptions = {},
 ): Promise<T> {
-  const id = resolveTenant(tenant);
-  const plan = new Plan(id, options);
-  const connection = await checkout(acquire);
-  const fence = new Fence(connection, plan);
-  try {
-    return await runWithTenant(id, () => fence.run(fn));
-  } finally {
-    connection.release(fence.discard);
-  }
+  return fenced(acquire, tenant, options, (fence) => fence.run(fn));
 }
 
 /**
  * One statement for `tenant` in one round trip when the binding can send an implicit transaction;
- * otherwise `runFenced` with that one statement. Returns the statement's result.
+ * otherwise (or in strict mode, which reads the transaction id first) the callback shape with that
+ * one statement. Returns the statement's result.
  */
 export async function fencedStatement(
   acquire: () => Promise<FenceConnection>,
@@ -153,26 +146,26 @@ export async function fencedStatement(
   statement: FenceStatement | object,
   options: FenceOptions = {},
 ): Promise<FenceResult> {
+  return fenced(acquire, tenant, options, (fence, c, plan) => {
+    if (c.implicit && c.transactionStatus && !plan.bindToTransaction) return fence.single(statement);
+    const { text, values } = statement as FenceStatement;
+    return fence.run((connection) => connection.query(text, values));
+  });
+}
+
+/** Resolves the tenant, checks a connection out, runs `body` in the tenant's context, releases or destroys. */
+async function fenced<T>(
+  acquire: () => Promise<FenceConnection>,
+  tenant: string | undefined,
+  options: FenceOptions,
+  body: (fence: Fence, connection: FenceConnection, plan: Plan) => Promise<T>,
+): Promise<T> {
   const id = resolveTenant(tenant);
   const plan = new Plan(id, options);
-  if (plan.bindToTransaction) {
-    const { text, values } = statement as FenceStatement;
-    return runFenced(acquire, id, (c) => c.query(text, values), options);
-  }
   const connection = await checkout(acquire);
-  if (!connection.implicit || !connection.transactionStatus) {
-    // The binding cannot send one implicit transaction: the callback shape, one query.
-    const fence = new Fence(connection, plan);
-    try {
-      const { text, values } = statement as FenceStatement;
-      return await runWithTenant(id, () => fence.run((c) => c.query(text, values)));
-    } finally {
-      connection.release(fence.discard);
-    }
-  }
   const fence = new Fence(connection, plan);
   try {
-    return await runWithTenant(id, () => fence.single(statement));
+    return await runWithTenant(id, () => body(fence, connection, plan));
   } finally {
     connection.release(fence.discard);
   }
