@@ -3,6 +3,7 @@
  * public API; the CLI (`tenantfence serve`, `tenantfence mcp`) is built on these.
  */
 export { createGateway, type GatewayApp } from './http.ts';
+export { agentQuery, AgentQueryError, type AgentQueryOptions } from './agent-query.ts';
 export { GatewayService, type QueryResponse, type ErrorResponse, type Reply } from './service.ts';
 export { createMcpServer, createMcpApp, serveMcpStdio, untrusted } from './mcp.ts';
 export { optionsFromEnv, type GatewayOptions } from './options.ts';
