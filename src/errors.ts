@@ -63,6 +63,8 @@ export const ErrorCodes = {
   INTERRUPTED: 'TF_INTERRUPTED',
   /** `protect` found permissive policies of someone else's on a table (they widen the tenant policy). */
   POLICY_CONFLICT: 'TF_POLICY_CONFLICT',
+  /** `protect` found unique or foreign keys that leave the tenant column out (oracles, squatting). */
+  GLOBAL_KEYS: 'TF_GLOBAL_KEYS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -80,15 +80,19 @@ a role; an agent role that can reach one or holds more than tenant rows (its own
   protect: {
     summary: 'enable + force RLS with a tenant policy, index and grants on tables',
     usage: `tenantfence protect <table>... [--tenant-column tenant_id] [--app-role NAME] [--agent-role NAME] [--agent-write]
-       [--replace-policies] [--default-tenant] [--admin-access] [--print] [--database-url URL | --embedded]
+       [--replace-policies] [--allow-global-keys] [--default-tenant] [--admin-access] [--print]
+       [--database-url URL | --embedded]
 
 For each table: ENABLE and FORCE ROW LEVEL SECURITY, one policy (USING and WITH CHECK) comparing
 the tenant column with the verified tenant cast to the column's type, an index leading with the
 tenant column when none exists, and grants (app: SELECT/INSERT/UPDATE/DELETE; agent: SELECT, or
 all four with --agent-write; never TRUNCATE, REFERENCES or TRIGGER). Idempotent; one transaction.
 protect owns a table's permissive policies: PostgreSQL ORs them, so any other one widens the
-tenant policy. It refuses (exit 2) a table that has others, naming each, unless:
+tenant policy. It refuses (exit 2) a table that has others, naming each, and a table whose unique
+or foreign keys leave the tenant column out (their violations reveal and let tenants squat other
+tenants' values), unless:
   --replace-policies  drop the table's other permissive policies (restrictive ones stay)
+  --allow-global-keys protect it anyway, with the keys printed as advice
   --default-tenant    make the tenant column's DEFAULT the verified tenant: INSERTs need not name it
   --admin-access      add the admin policy: members of tenantfence_admin see every tenant, only
                       inside withAdmin(pool, reason, fn), every use recorded (docs/operations.md)
@@ -99,6 +103,7 @@ tenant policy. It refuses (exit 2) a table that has others, naming each, unless:
       'tenant-column': { type: 'string' },
       'agent-write': { type: 'boolean' },
       'replace-policies': { type: 'boolean' },
+      'allow-global-keys': { type: 'boolean' },
       'default-tenant': { type: 'boolean' },
       'admin-access': { type: 'boolean' },
       print: { type: 'boolean' },
@@ -113,6 +118,7 @@ tenant policy. It refuses (exit 2) a table that has others, naming each, unless:
           agentRole: str(v['agent-role']),
           agentWrite: Boolean(v['agent-write']),
           replacePolicies: Boolean(v['replace-policies']),
+          allowGlobalKeys: Boolean(v['allow-global-keys']),
           defaultTenant: Boolean(v['default-tenant']),
           adminAccess: Boolean(v['admin-access']),
           print: Boolean(v.print),

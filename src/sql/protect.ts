@@ -27,6 +27,11 @@ export interface TableInfo {
   readonly sequences: readonly string[];
   /** Unique keys that leave the tenant column out: existence oracles across tenants. */
   readonly globalUniqueKeys: readonly string[];
+  /**
+   * Foreign keys between this table and another table with the tenant column that leave the tenant
+   * column out: a row of one tenant can reference (and so pin, and probe for) another tenant's row.
+   */
+  readonly tenantlessForeignKeys: readonly string[];
 }
 
 export interface OtherPolicy {
@@ -46,6 +51,8 @@ export interface ProtectOptions {
   readonly defaultTenant?: boolean;
   /** Add the admin policy: members of tenantfence_admin, inside withAdmin, see every tenant. */
   readonly adminAccess?: boolean;
+  /** Protect a table even though it has global unique keys or tenant-less foreign keys. */
+  readonly allowGlobalKeys?: boolean;
 }
 
 export async function inspectTable(
@@ -59,6 +66,7 @@ export async function inspectTable(
     leading_index: boolean;
     sequences: string[];
     global_unique: string[];
+    tenantless_fks: string[];
     other_policies: Array<{ name: string; shape: string }>;
   }>(
     `SELECT pg_get_userbyid(c.relowner) AS owner,
@@ -70,6 +78,14 @@ export async function inspectTable(
             ARRAY(SELECT x.relname::text FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
                    WHERE i.indrelid = c.oid AND i.indisunique AND NOT (a.attnum = ANY (i.indkey))
                    ORDER BY x.relname) AS global_unique,
+            -- Outgoing keys whose columns leave out this table's tenant column, and incoming keys
+            -- whose referenced columns do, between tables that both carry the tenant column.
+            ARRAY(SELECT k.conname::text FROM pg_constraint k
+                   JOIN pg_attribute o ON o.attrelid = CASE WHEN k.conrelid = c.oid THEN k.confrelid ELSE k.conrelid END
+                                      AND o.attname = $3 AND NOT o.attisdropped AND o.attnum > 0
+                   WHERE k.contype = 'f' AND (k.conrelid = c.oid OR k.confrelid = c.oid)
+                     AND NOT (a.attnum = ANY (CASE WHEN k.conrelid = c.oid THEN k.conkey ELSE k.confkey END))
+                   ORDER BY k.conname) AS tenantless_fks,
             coalesce((SELECT json_agg(json_build_object('name', p.polname, 'shape', concat_ws(' ',
                         'FOR ' || CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
                                                 WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
@@ -106,6 +122,7 @@ export async function inspectTable(
     hasTenantLeadingIndex: row.leading_index,
     sequences: row.sequences,
     globalUniqueKeys: row.global_unique,
+    tenantlessForeignKeys: row.tenantless_fks,
   };
 }
 
@@ -119,6 +136,7 @@ export function planProtect(tables: readonly TableInfo[], options: ProtectOption
   }
   for (const t of tables) {
     if (t.otherPolicies.length > 0 && !options.replacePolicies) throw policyConflict(t);
+    if ((t.globalUniqueKeys.length > 0 || t.tenantlessForeignKeys.length > 0) && !options.allowGlobalKeys) throw globalKeys(t, tenantColumn);
     const rel = qualified(t.schema, t.name);
     const target: PolicyTarget = { schema: t.schema, name: t.name, tenantColumn, castType: t.castType };
     out.push(
@@ -162,12 +180,33 @@ function policyConflict(t: TableInfo): TenantfenceError {
   );
 }
 
+/**
+ * A key that spans tenants is an oracle and a squatting point that RLS cannot close: a unique
+ * violation (or a foreign-key failure) tells one tenant that another's value exists, a tenant can
+ * register the values another will need, and a row that references another tenant's row stops
+ * that row from being deleted. Checks run as the table owner, around the policy.
+ */
+function globalKeys(t: TableInfo, tenantColumn: string): TenantfenceError {
+  const keys = [
+    ...t.globalUniqueKeys.map((k) => `unique index ${k}`),
+    ...t.tenantlessForeignKeys.map((k) => `foreign key ${k}`),
+  ].join(', ');
+  return new TenantfenceError(
+    ErrorCodes.GLOBAL_KEYS,
+    `Table ${t.schema}.${t.name} has keys that span tenants (${keys}): their violations reveal other tenants' values and let one tenant claim or pin another's; include ${tenantColumn} in them (UNIQUE (${tenantColumn}, ...), FOREIGN KEY (${tenantColumn}, ...)), or rerun with --allow-global-keys to accept that.`,
+  );
+}
+
 /** Advice `protect` prints but does not apply: changing keys and ids is a data migration. */
 export function protectAdvice(tables: readonly TableInfo[], tenantColumn: string): string[] {
   return tables.flatMap((t) => [
     ...t.globalUniqueKeys.map(
       (key) =>
         `${t.schema}.${t.name}: unique index ${key} leaves out ${tenantColumn}, so a duplicate reveals another tenant's value; make it UNIQUE (${tenantColumn}, ...).`,
+    ),
+    ...t.tenantlessForeignKeys.map(
+      (key) =>
+        `${t.schema}.${t.name}: foreign key ${key} leaves out ${tenantColumn}, so one tenant's row can reference (and pin) another's; make it FOREIGN KEY (${tenantColumn}, ...).`,
     ),
     ...t.sequences.map(
       (seq) =>

@@ -81,7 +81,7 @@ test('every tenant column type: protect audits clean; every remediation on a bro
         if (sql) await db.admin.query(sql);
       }
     }
-    await protect({ db: db.admin, tables: protectedTables, appRole: db.roles.app, agentRole: db.roles.agent });
+    await protect({ allowGlobalKeys: true, db: db.admin, tables: protectedTables, appRole: db.roles.app, agentRole: db.roles.agent });
 
     const before = await auditOf(db);
     assert.deepEqual(before.findings.filter((f) => /^public\.p\d$/.test(f.object)).map((f) => `${f.rule} ${f.object}`), [],

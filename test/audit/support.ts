@@ -29,7 +29,7 @@ export async function tenantTable(db: TestDatabase, name: string, extra = '', ke
 }
 
 export async function protectTables(db: TestDatabase, ...tables: string[]): Promise<void> {
-  await protect({ db: db.admin, tables, appRole: db.roles.app, agentRole: db.roles.agent });
+  await protect({ allowGlobalKeys: true, db: db.admin, tables, appRole: db.roles.app, agentRole: db.roles.agent });
 }
 
 export function auditOf(db: TestDatabase, schemas = ['public'], tenantColumn = 'tenant_id'): Promise<AuditReport> {

@@ -19,7 +19,7 @@ let support: string;
 before(async () => {
   db = await createTestDatabase();
   fence = await installFence(db);
-  await protect({ db: db.admin, tables: ['conversations'], appRole: db.roles.app, agentRole: db.roles.agent, adminAccess: true });
+  await protect({ allowGlobalKeys: true, db: db.admin, tables: ['conversations'], appRole: db.roles.app, agentRole: db.roles.agent, adminAccess: true });
   support = db.role('tf_support');
   await db.admin.query(`CREATE ROLE ${ident(support)} LOGIN PASSWORD ${literal(db.password)}; GRANT tenantfence_admin TO ${ident(support)}`);
 });

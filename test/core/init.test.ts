@@ -35,7 +35,7 @@ test('init and protect are idempotent: a second run changes nothing', async () =
   const secret = undefined; // an active key exists, so no new one is generated
   const again = await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent, secret });
   assert.equal(again.generatedSecret, undefined);
-  await protect({ db: db.admin, tables: ['conversations'], appRole: db.roles.app, agentRole: db.roles.agent });
+  await protect({ allowGlobalKeys: true, db: db.admin, tables: ['conversations'], appRole: db.roles.app, agentRole: db.roles.agent });
   assert.deepEqual(await snapshot(), first);
 });
 
@@ -50,7 +50,7 @@ test('the policy compares the bare column with the verified tenant cast to its t
 test('protect casts to each column type and adds an index leading with the tenant column', async () => {
   await db.admin.query(`CREATE TABLE t_text (org text NOT NULL, v int); CREATE TABLE t_big (org bigint NOT NULL, v int);
                         ALTER TABLE t_text OWNER TO ${ident(db.roles.owner)}; ALTER TABLE t_big OWNER TO ${ident(db.roles.owner)}`);
-  await protect({ db: db.admin, tables: ['t_text', 'public.t_big'], tenantColumn: 'org', appRole: db.roles.app, agentRole: db.roles.agent });
+  await protect({ allowGlobalKeys: true, db: db.admin, tables: ['t_text', 'public.t_big'], tenantColumn: 'org', appRole: db.roles.app, agentRole: db.roles.agent });
   const { rows } = await db.admin.query(`SELECT tablename, qual FROM pg_policies WHERE tablename IN ('t_text', 't_big') ORDER BY 1`);
   assert.match(rows[0].qual, /::bigint/);
   assert.match(rows[1].qual, /current_tenant\(\) AS current_tenant/);
@@ -98,7 +98,7 @@ test('init refuses a superuser or BYPASSRLS app role, and one that owns a protec
   await assert.rejects(init({ db: db.admin, appRole: by, agentRole: db.roles.agent }), (e: { code?: string }) => e.code === ErrorCodes.UNSAFE_ROLE);
   const owner = db.role('tf_ownerapp');
   await db.admin.query(`CREATE ROLE ${ident(owner)}; CREATE TABLE owned (tenant_id uuid NOT NULL)`);
-  await protect({ db: db.admin, tables: ['owned'], appRole: db.roles.app, agentRole: db.roles.agent });
+  await protect({ allowGlobalKeys: true, db: db.admin, tables: ['owned'], appRole: db.roles.app, agentRole: db.roles.agent });
   await db.admin.query(`ALTER TABLE owned OWNER TO ${ident(owner)}`);
   await assert.rejects(init({ db: db.admin, appRole: owner, agentRole: db.roles.agent }), (e: { code?: string }) => e.code === ErrorCodes.UNSAFE_ROLE);
   // Refusal wrote nothing: the superuser did not become a tenantfence app role with grants.
@@ -107,7 +107,7 @@ test('init refuses a superuser or BYPASSRLS app role, and one that owns a protec
 });
 
 test('protect refuses a missing table, a table without the tenant column, and a table owned by the app role', async () => {
-  const opts = { db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent };
+  const opts = { allowGlobalKeys: true, db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent };
   await assert.rejects(protect({ ...opts, tables: ['nope'] }), (e: { code?: string }) => e.code === ErrorCodes.NO_TABLE);
   await db.admin.query(`CREATE TABLE no_tenant (id int)`);
   await assert.rejects(protect({ ...opts, tables: ['no_tenant'] }), (e: { code?: string }) => e.code === ErrorCodes.NO_TENANT_COLUMN);
@@ -144,7 +144,7 @@ test('the cast never truncates: a longer tenant id does not match a shorter one 
   await db.admin.query(`CREATE TABLE t_short (org varchar(8) NOT NULL, v text); CREATE TABLE t_char (org char(8) NOT NULL, v text);
                         ALTER TABLE t_short OWNER TO ${ident(db.roles.owner)}; ALTER TABLE t_char OWNER TO ${ident(db.roles.owner)};
                         INSERT INTO t_short VALUES ('acmecorp', 'secret'); INSERT INTO t_char VALUES ('acmecorp', 'secret')`);
-  await protect({ db: db.admin, tables: ['t_short', 't_char'], tenantColumn: 'org', appRole: db.roles.app, agentRole: db.roles.agent });
+  await protect({ allowGlobalKeys: true, db: db.admin, tables: ['t_short', 't_char'], tenantColumn: 'org', appRole: db.roles.app, agentRole: db.roles.agent });
   const key = generateKey('tr');
   await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent, secret: formatSecret(key) });
   const pool = db.pool(db.roles.app);
@@ -179,7 +179,7 @@ test('init refuses app roles that can reach a way around RLS: CREATEROLE, owner 
   await db.admin.query(`GRANT ${ident(db.roles.owner)} TO ${ident(db.roles.agent)}`);
   try {
     await assert.rejects(init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent }), /agent role/);
-    await assert.rejects(protect({ db: db.admin, tables: ['conversations'], appRole: db.roles.app, agentRole: db.roles.agent }), (e: { code?: string }) => e.code === ErrorCodes.UNSAFE_ROLE);
+    await assert.rejects(protect({ allowGlobalKeys: true, db: db.admin, tables: ['conversations'], appRole: db.roles.app, agentRole: db.roles.agent }), (e: { code?: string }) => e.code === ErrorCodes.UNSAFE_ROLE);
   } finally {
     await db.admin.query(`REVOKE ${ident(db.roles.owner)} FROM ${ident(db.roles.agent)}`);
   }

@@ -54,7 +54,7 @@ async function policiesOf(table: string): Promise<string[]> {
 
 test('protect refuses a table with other permissive policies, names each, changes nothing; the bypass still works', async () => {
   await legacyTable('legacy');
-  await assert.rejects(protect({ db: db.admin, tables: ['legacy'], appRole: db.roles.app, agentRole: db.roles.agent }), (error: Error & { code?: string }) => {
+  await assert.rejects(protect({ allowGlobalKeys: true, db: db.admin, tables: ['legacy'], appRole: db.roles.app, agentRole: db.roles.agent }), (error: Error & { code?: string }) => {
     assert.equal(error.code, 'TF_POLICY_CONFLICT');
     assert.match(error.message, /admin_bypass \(FOR ALL TO PUBLIC USING \(\(current_setting\('app\.bypass_rls'::text, true\) = 'on'::text\)\)\)/);
     assert.match(error.message, /tenant_guc \(FOR ALL TO PUBLIC USING/);
@@ -83,7 +83,7 @@ test('the CLI exits 2 with TF_POLICY_CONFLICT and never prints "protected"', asy
 
 test('--replace-policies drops them: the bypass attack reads only the tenant\'s rows, restrictive policies stay', async () => {
   await legacyTable('legacy_replaced');
-  const result = await protect({ db: db.admin, tables: ['legacy_replaced'], appRole: db.roles.app, agentRole: db.roles.agent, replacePolicies: true });
+  const result = await protect({ allowGlobalKeys: true, db: db.admin, tables: ['legacy_replaced'], appRole: db.roles.app, agentRole: db.roles.agent, replacePolicies: true });
   assert.match(result.sql, /DROP POLICY "admin_bypass" ON "public"\."legacy_replaced"/);
   assert.deepEqual(await policiesOf('legacy_replaced'), ['only_live', 'tenantfence_isolation']);
   assert.deepEqual(await bypassAttack('legacy_replaced'), ['a1', 'a2']);
@@ -100,13 +100,13 @@ test('protect --print works before init and says what must be applied first', as
   const other = await createTestDatabase();
   try {
     await other.admin.query('CREATE TABLE notes (tenant_id varchar(8) NOT NULL, body text)');
-    const result = await protect({ db: other.admin, tables: ['notes'], appRole: other.roles.app, agentRole: other.roles.agent, print: true });
+    const result = await protect({ allowGlobalKeys: true, db: other.admin, tables: ['notes'], appRole: other.roles.app, agentRole: other.roles.agent, print: true });
     assert.equal(result.applied, false);
     assert.match(result.sql, /^-- Apply after `tenantfence init`/);
     assert.match(result.sql, /no tenantfence schema/);
     assert.match(result.sql, new RegExp(`Role ${other.roles.app} does not exist`));
     assert.match(result.sql, /"tenant_id" = \(SELECT "tenantfence"\.current_tenant\(\)::character varying\)/);
-    await assert.rejects(protect({ db: other.admin, tables: ['notes'], appRole: other.roles.app, agentRole: other.roles.agent }),
+    await assert.rejects(protect({ allowGlobalKeys: true, db: other.admin, tables: ['notes'], appRole: other.roles.app, agentRole: other.roles.agent }),
       (error: Error & { code?: string }) => error.code === 'TF_NOT_INITIALISED');
   } finally {
     await other.drop();
@@ -121,7 +121,7 @@ test('--default-tenant: an INSERT without the tenant column lands in the fenced 
   for (const [table, type, tenant] of [['drafts', 'uuid', TENANT_B], ['slugs', 'varchar(8)', 'acmecorp']] as const) {
     await db.admin.query(`CREATE TABLE ${table} (tenant_id ${type} NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), body text, PRIMARY KEY (tenant_id, id));
       ALTER TABLE ${table} OWNER TO ${ident(db.roles.owner)}`);
-    await protect({ db: db.admin, tables: [table], appRole: db.roles.app, agentRole: db.roles.agent, defaultTenant: true, agentWrite: true });
+    await protect({ allowGlobalKeys: true, db: db.admin, tables: [table], appRole: db.roles.app, agentRole: db.roles.agent, defaultTenant: true, agentWrite: true });
     for (const role of [db.roles.app, db.roles.agent]) {
       await withTenant(db.pool(role), tenant, (c) => insertWithoutTenant(c, table, `by ${role}`), { key });
     }
@@ -146,7 +146,7 @@ test('--default-tenant: an INSERT without the tenant column lands in the fenced 
 test('--default-tenant on varchar(8): tenant acmecorp-evil cannot write into acmecorp (the default is cast like the policy)', async () => {
   await db.admin.query(`CREATE TABLE codes (tenant_id varchar(8) NOT NULL, body text);
     ALTER TABLE codes OWNER TO ${ident(db.roles.owner)}`);
-  await protect({ db: db.admin, tables: ['codes'], appRole: db.roles.app, agentRole: db.roles.agent, defaultTenant: true });
+  await protect({ allowGlobalKeys: true, db: db.admin, tables: ['codes'], appRole: db.roles.app, agentRole: db.roles.agent, defaultTenant: true });
   await assert.rejects(withTenant(db.pool(db.roles.app), 'acmecorp-evil', (c) => insertWithoutTenant(c, 'codes', 'evil'), { key }),
     /too long|row-level security/);
   assert.equal((await db.admin.query('SELECT count(*)::int AS n FROM codes')).rows[0].n, 0);
@@ -156,7 +156,7 @@ test('protect says "protected" only when no role can take a way around the polic
   await db.admin.query(`CREATE TABLE bypassed (tenant_id uuid NOT NULL, body text); ALTER TABLE bypassed OWNER TO ${ident(db.roles.owner)};
     ALTER ROLE ${ident(db.roles.app)} BYPASSRLS`);
   try {
-    await assert.rejects(protect({ db: db.admin, tables: ['bypassed'], appRole: db.roles.app, agentRole: db.roles.agent }),
+    await assert.rejects(protect({ allowGlobalKeys: true, db: db.admin, tables: ['bypassed'], appRole: db.roles.app, agentRole: db.roles.agent }),
       (e: Error & { code?: string }) => e.code === 'TF_UNSAFE_ROLE' && /^protect refuses these roles, as audit rule app-role-bypassrls reports: .*has BYPASSRLS/.test(e.message));
     const { rows } = await db.admin.query(`SELECT relrowsecurity FROM pg_class WHERE relname = 'bypassed'`);
     assert.equal(rows[0].relrowsecurity, false, 'rolled back');

@@ -33,7 +33,7 @@ before(async () => {
     SELECT t::uuid, gen_random_uuid(), 'secret of ' || t FROM unnest($1::text[]) AS t, generate_series(1, 3)`, [tenants]);
   await db.admin.query(`CREATE TABLE ledger (tenant_id uuid NOT NULL, batch uuid NOT NULL, part int NOT NULL, PRIMARY KEY (tenant_id, batch, part));
     ALTER TABLE ledger OWNER TO ${ident(db.roles.owner)}`);
-  await protect({ db: db.admin, tables: ['ledger'], appRole: db.roles.app, agentRole: db.roles.agent, agentWrite: false });
+  await protect({ allowGlobalKeys: true, db: db.admin, tables: ['ledger'], appRole: db.roles.app, agentRole: db.roles.agent, agentWrite: false });
   if (!missingBouncer) bouncer = await startPgbouncer(new URL(db.url), db.roles.app, db.password, 4);
 });
 after(async () => {

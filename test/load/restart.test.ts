@@ -36,7 +36,7 @@ before(async () => {
     await init({ db: admin, appRole: 'rs_app', agentRole: 'rs_agent', secret: formatSecret(key) });
     await admin.query(`ALTER ROLE rs_app PASSWORD ${literal(password)}; ALTER ROLE rs_agent PASSWORD ${literal(password)}`);
     await admin.query(`CREATE TABLE ledger (tenant_id uuid NOT NULL, batch uuid NOT NULL, part int NOT NULL, PRIMARY KEY (tenant_id, batch, part))`);
-    await protect({ db: admin, tables: ['ledger'], appRole: 'rs_app', agentRole: 'rs_agent', agentWrite: false });
+    await protect({ allowGlobalKeys: true, db: admin, tables: ['ledger'], appRole: 'rs_app', agentRole: 'rs_agent', agentWrite: false });
   } finally {
     await admin.end();
   }

@@ -87,7 +87,7 @@ export function managedSuite(version: ClusterVersion): void {
     const again = runCli(['init'], admin);
     assert.equal(again.code, 0, again.err);
 
-    const protect = runCli(['protect', 'conversations'], admin);
+    const protect = runCli(['protect', 'conversations', '--allow-global-keys'], admin);
     assert.equal(protect.code, 0, protect.err);
 
     // The app and agent roles get passwords the way a user gives them: as the admin.
@@ -163,7 +163,7 @@ export function managedSuite(version: ClusterVersion): void {
     }
     assert.equal(init.code, 0, init.err);
     const otherSecret = /TENANTFENCE_SECRET=(\S+)/.exec(init.out)?.[1] ?? '';
-    const protect = runCli(['protect', 'conversations'], { DATABASE_URL: otherUrl });
+    const protect = runCli(['protect', 'conversations', '--allow-global-keys'], { DATABASE_URL: otherUrl });
     assert.equal(protect.code, 0, protect.err);
     // The roles' passwords were set by the first admin; the keys are this database's own.
     const appUrl = cluster.url({ role: 'tenantfence_app', password, database: 'other' });

@@ -93,7 +93,7 @@ export async function installFence(db: TestDatabase, options: { agentWrite?: boo
   await db.admin.query(`CREATE ROLE ${ident(db.roles.owner)} NOLOGIN`);
   await db.admin.query(SEED_TABLE);
   await db.admin.query(`ALTER TABLE conversations OWNER TO ${ident(db.roles.owner)}`);
-  await protect({ db: db.admin, tables: ['conversations'], appRole: db.roles.app, agentRole: db.roles.agent, agentWrite: options.agentWrite ?? false });
+  await protect({ allowGlobalKeys: true, db: db.admin, tables: ['conversations'], appRole: db.roles.app, agentRole: db.roles.agent, agentWrite: options.agentWrite ?? false });
   await db.admin.query(
     `INSERT INTO conversations (tenant_id, agent_id, transcript)
      SELECT t, gen_random_uuid(), 'secret of ' || t || ' #' || i

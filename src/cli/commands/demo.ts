@@ -100,7 +100,8 @@ export async function demo(options: { url: string | undefined }): Promise<DemoRe
     // Rows go in before row level security is on: the admin is no superuser on managed PostgreSQL.
     await seed(db);
     await protectNaive(db);
-    await protect({ db, tables: ['conversations'], appRole: roles.app, agentRole: roles.agent });
+    // The seed's table keeps its global BIGSERIAL key as the recipe wrote it; protect names it as advice.
+    await protect({ allowGlobalKeys: true, db, tables: ['conversations'], appRole: roles.app, agentRole: roles.agent });
 
     const pool = (role: string) => {
       const p = new pg.Pool({ connectionString: urlForRole(dbUrl, role, password), max: 2 });

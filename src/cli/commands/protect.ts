@@ -16,6 +16,8 @@ export interface ProtectCommandOptions {
   readonly agentWrite?: boolean;
   /** Drop the tables' other permissive policies (otherwise protect refuses such a table). */
   readonly replacePolicies?: boolean;
+  /** Protect tables with global unique keys or tenant-less foreign keys anyway (advice only). */
+  readonly allowGlobalKeys?: boolean;
   /** The tenant column's DEFAULT becomes the verified tenant. */
   readonly defaultTenant?: boolean;
   /** Add the admin policy (withAdmin, docs/operations.md). */
@@ -48,6 +50,7 @@ export async function protect(options: ProtectCommandOptions): Promise<ProtectRe
     roles,
     agentWrite: options.agentWrite ?? false,
     replacePolicies: options.replacePolicies ?? false,
+    allowGlobalKeys: options.allowGlobalKeys ?? false,
     defaultTenant: options.defaultTenant ?? false,
     adminAccess: options.adminAccess ?? false,
   });
