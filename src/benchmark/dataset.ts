@@ -15,7 +15,7 @@ import { formatSecret, generateKey, type SigningKey } from '../context/token.ts'
 import { ident, literal } from '../sql/quote.ts';
 import { init } from '../cli/commands/init.ts';
 import { protect } from '../cli/commands/protect.ts';
-import { defaultUrl, installSeedRecipe, protectNaive, SEED_TABLE } from '../cli/commands/demo.ts';
+import { defaultUrl, dropScratch, installSeedRecipe, protectNaive, SEED_TABLE } from '../cli/commands/demo.ts';
 import { actAs } from '../sql/membership.ts';
 
 export type Progress = (phase: string, done: number, total: number) => void;
@@ -78,14 +78,7 @@ export async function createDataset(
   const drop = async () => {
     await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
     await admin?.end().catch(() => undefined);
-    // A connection still closing can hold the database a moment; a non-superuser's FORCE cannot
-    // end another role's backend, so try again briefly rather than leave the database behind.
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const dropped = await server.query(`DROP DATABASE IF EXISTS ${ident(database)} WITH (FORCE)`).then(() => true, () => false);
-      if (dropped) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    for (const role of Object.values(roles)) await server.query(`DROP ROLE IF EXISTS ${ident(role)}`).catch(() => undefined);
+    await dropScratch(server, database, Object.values(roles));
     await server.end().catch(() => undefined);
   };
   try {

@@ -300,12 +300,13 @@ async function runFenced(pool: pg.Pool, key: ReturnType<typeof generateKey>, att
 }
 
 /**
- * Drops the demo's database and roles. A non-superuser admin cannot terminate sessions of roles it
- * is not a member of, so WITH (FORCE) fails while a pooled connection is still closing (seen under
- * load): it is retried for a few seconds instead of leaving the database and roles behind.
+ * Drops a scratch database and its roles (demo's, bench's). A non-superuser admin cannot terminate
+ * sessions of roles it is not a member of, so WITH (FORCE) fails while a pooled connection is
+ * still closing (seen under load): it is retried for up to ten seconds instead of leaving the
+ * database and roles behind.
  */
-async function dropScratch(admin: pg.Client, database: string, roles: readonly string[]): Promise<void> {
-  for (let attempt = 0; attempt < 25; attempt++) {
+export async function dropScratch(admin: Pick<pg.Client, 'query'>, database: string, roles: readonly string[]): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt++) {
     const dropped = await admin.query(`DROP DATABASE IF EXISTS ${ident(database)} WITH (FORCE)`).then(() => true, () => false);
     if (dropped) break;
     await new Promise((resolve) => setTimeout(resolve, 200));
