@@ -79,6 +79,15 @@ export class TenantfenceError extends Error {
   }
 }
 
+/**
+ * The SQLSTATE of a driver error, or undefined. Node's socket errors (ECONNRESET, EPIPE) also sit
+ * in `code`, and EPIPE has five letters; no SQLSTATE class starts with E, so those are not one.
+ */
+export function sqlstateOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && /^[0-9A-DF-Z][0-9A-Z]{4}$/.test(code) ? code : undefined;
+}
+
 export function isTenantfenceError(value: unknown): value is TenantfenceError {
   return value instanceof TenantfenceError;
 }
@@ -150,7 +159,7 @@ export function connectionProblem(error: unknown): string | undefined {
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'unknown host; check the host name';
   if (code === 'ECONNREFUSED') return 'connection refused; no server is listening at that host and port';
   // A SQLSTATE's own message may mention a timeout (57014 statement_timeout): not a connection.
-  const socketLevel = !/^[0-9A-Z]{5}$/.test(code);
+  const socketLevel = sqlstateOf(error) === undefined;
   if (code === 'ETIMEDOUT' || (socketLevel && /timeout|timed out/i.test(message))) return 'timed out; check the host and port, and that a firewall lets the connection through';
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return 'the host is unreachable from here; check the host and the network';
   if (code === '57P03') return 'the server is starting up or shutting down; retry in a moment';

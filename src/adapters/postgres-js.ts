@@ -15,7 +15,7 @@
  */
 import type { ReservedSql, Sql, TransactionSql } from 'postgres';
 import { TenantfenceError, ErrorCodes } from '../errors.ts';
-import { runFenced, type FenceConnection, type FenceOptions, type FenceResult } from '../context/fence.ts';
+import { isConnectionError, runFenced, type FenceConnection, type FenceOptions, type FenceResult } from '../context/fence.ts';
 import { Lease, tenantArguments } from './lease.ts';
 
 /** A postgres.js instance: `postgres(url, { prepare: false })`. */
@@ -106,10 +106,10 @@ export class PostgresJsFenceConnection implements FenceConnection {
   }
 }
 
-/** postgres.js reports a lost connection with its own codes, or the server's 08/57P0x states. */
+/** postgres.js reports a lost connection with its own codes (CONNECTION_…), or as the engine knows it. */
 function closed(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
-  return typeof code === 'string' && (/^CONNECTION_/.test(code) || /^08/.test(code) || /^57P0[123]$/.test(code) || /^E[A-Z]+$/.test(code));
+  return (typeof code === 'string' && /^CONNECTION_/.test(code)) || isConnectionError(error);
 }
 
 interface PostgresJsResult extends Array<Record<string, unknown>> {

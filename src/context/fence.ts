@@ -20,7 +20,7 @@
  * transaction's start time with the one read when the fence opened. A broken fence fails the call
  * (`TF_FENCE_BROKEN`) and destroys the connection; nothing after the break is committed by the engine.
  */
-import { TenantfenceError, ErrorCodes } from '../errors.ts';
+import { TenantfenceError, ErrorCodes, sqlstateOf } from '../errors.ts';
 import { assertTenantId } from './tenant-id.ts';
 import { getTenant, runWithTenant } from './storage.ts';
 import { CONTEXT_SETTING, DEFAULT_TTL_SECONDS, parseSecret, signContext, type SigningKey } from './token.ts';
@@ -350,8 +350,8 @@ class Fence {
     try {
       results = await c.batch(endBatch(finish, opened, !c.driverStatements?.()));
     } catch (error) {
-      if (sqlstate(error) === '25000') return this.#broken(error);
-      if (sqlstate(error) === '25P02') {
+      if (sqlstateOf(error) === '25000') return this.#broken(error);
+      if (sqlstateOf(error) === '25P02') {
         // A statement failed and fn carried on: the transaction can only roll back.
         await this.#abort(undefined);
         throw rolledBack();
@@ -452,11 +452,6 @@ function rolledBack(): TenantfenceError {
   );
 }
 
-function sqlstate(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
-
 /**
  * The server says the connection is gone: a connection-exception class (08…) or the backend
  * ended (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now), or the socket
@@ -464,7 +459,7 @@ function sqlstate(error: unknown): string | undefined {
  */
 export function isConnectionError(error: unknown): boolean {
   if (error instanceof TenantfenceError) return false;
-  const state = sqlstate(error);
+  const state = sqlstateOf(error);
   if (state) return state.startsWith('08') || state === '57P01' || state === '57P02' || state === '57P03';
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' && /^E[A-Z]+$/.test(code);

@@ -8,7 +8,7 @@
  * constraints, types, a literal of the statement) or values of rows the tenant can already see
  * (RLS predicates run before any non-leakproof expression of the query), and HINT for class 42.
  */
-import { ErrorCodes, type ErrorCode } from '../errors.ts';
+import { ErrorCodes, sqlstateOf, type ErrorCode } from '../errors.ts';
 import { PoolTimeoutError, ResultTooLargeError } from './agent-connection.ts';
 import { RecordError, StatementError } from './executor.ts';
 
@@ -51,7 +51,7 @@ export function describeFailure(error: unknown, o: { statementTimeoutMs: number;
 
 export function describeDatabaseError(error: unknown, statementTimeoutMs: number): DatabaseErrorReply {
   const e = (error ?? {}) as PgErrorLike;
-  const sqlstate = typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : undefined;
+  const sqlstate = sqlstateOf(error);
   const primary = typeof e.message === 'string' ? e.message.split('\n')[0]!.slice(0, MAX) : '';
   const hint = typeof e.hint === 'string' ? ` Hint: ${e.hint.split('\n')[0]!.slice(0, MAX)}` : '';
   const reply = (code: ErrorCode, message: string, status = 400): DatabaseErrorReply => ({ status, code, message, ...(sqlstate ? { sqlstate } : {}) });

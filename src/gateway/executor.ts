@@ -19,7 +19,7 @@
 import pg from 'pg';
 import type { SigningKey } from '../context/token.ts';
 import { assertTenantId } from '../context/tenant-id.ts';
-import { TenantfenceError } from '../errors.ts';
+import { TenantfenceError, sqlstateOf } from '../errors.ts';
 import { fencedStatement, runFenced, type FenceOptions } from '../context/fence.ts';
 import { PgFenceConnection, type PgStatement, type PgStatementResult } from '../adapters/pg.ts';
 import { checkout, tripped, PoolTimeoutError, ResultTooLargeError } from './agent-connection.ts';
@@ -203,9 +203,4 @@ export class Executor {
     const rowCount = dml && result.rowCount !== null ? result.rowCount : rows.length;
     return { columns, rows, rowCount, truncated: truncatedBy !== undefined, ...(truncatedBy ? { truncatedBy } : {}), command: result.command };
   }
-}
-
-function sqlstateOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
