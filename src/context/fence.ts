@@ -24,7 +24,7 @@ import { TenantfenceError, ErrorCodes, sqlstateOf } from '../errors.ts';
 import { assertTenantId } from './tenant-id.ts';
 import { getTenant, runWithTenant } from './storage.ts';
 import { CONTEXT_SETTING, DEFAULT_TTL_SECONDS, parseSecret, signContext, type SigningKey } from './token.ts';
-import { abortBatch, endBatch, resetCall, resetIsClean, TRANSACTION_START } from '../sql/session.ts';
+import { abortBatch, endBatch, OPEN_FUNCTION, PINNED_SETTINGS, resetCall, resetIsClean } from '../sql/session.ts';
 import { literal } from '../sql/quote.ts';
 
 /** One statement's outcome, driver-neutral. */
@@ -92,18 +92,7 @@ export interface FenceOptions {
   readonly settings?: Readonly<Record<string, string>>;
 }
 
-/**
- * Pinned in every fenced transaction, besides the timeouts. `row_security = off` on the role would
- * make every request on a protected table fail; another DateStyle or IntervalStyle makes the
- * drivers' date and interval parsers return garbage. (bytea_output is left alone: the drivers
- * read both formats. The gateway adds standard_conforming_strings and its search_path.) Each pin
- * costs about 1–2 µs of server time.
- */
-export const PINNED_SETTINGS: Readonly<Record<string, string>> = Object.freeze({
-  row_security: 'on',
-  DateStyle: 'ISO, MDY',
-  IntervalStyle: 'postgres',
-});
+export { PINNED_SETTINGS };
 
 const DEFAULT_TIMEOUTS = { statement: 30_000, lock: 10_000, idle: 60_000 };
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_.]{0,62}$/;
@@ -132,7 +121,7 @@ export async function runFenced<T>(
   fn: (connection: FenceConnection) => Promise<T>,
   options: FenceOptions = {},
 ): Promise<T> {
-  return fenced(acquire, tenant, options, (fence) => fence.run(fn));
+  return fenced(acquire, tenant, options, (fence, _c, plan) => runWithTenant(plan.tenant, () => fence.run(fn)));
 }
 
 /**
@@ -153,7 +142,11 @@ export async function fencedStatement(
   });
 }
 
-/** Resolves the tenant, checks a connection out, runs `body` in the tenant's context, releases or destroys. */
+/**
+ * Resolves the tenant, checks a connection out, runs `body`, releases or destroys. (Only a
+ * callback runs inside `runWithTenant`: entering an AsyncLocalStorage scope costs a single
+ * statement, which runs no caller code, client CPU for nothing.)
+ */
 async function fenced<T>(
   acquire: () => Promise<FenceConnection>,
   tenant: string | undefined,
@@ -165,7 +158,7 @@ async function fenced<T>(
   const connection = await checkout(acquire);
   const fence = new Fence(connection, plan);
   try {
-    return await runWithTenant(id, () => body(fence, connection, plan));
+    return await body(fence, connection, plan);
   } finally {
     connection.release(fence.discard);
   }
@@ -182,7 +175,6 @@ async function checkout(acquire: () => Promise<FenceConnection>): Promise<FenceC
 /** The SQL a set of options sends, built once per distinct options (they are few in any app). */
 interface Shape {
   readonly setupText: string;
-  readonly singleText: string;
   readonly settingValues: readonly string[];
   readonly begin: string;
 }
@@ -200,16 +192,15 @@ function shapeFor(options: FenceOptions): Shape {
 }
 
 function buildShape(options: FenceOptions): Shape {
-  const settings: Record<string, string> = {
-    statement_timeout: timeout(options.statementTimeoutMs, DEFAULT_TIMEOUTS.statement, 'statementTimeoutMs'),
-    lock_timeout: timeout(options.lockTimeoutMs, DEFAULT_TIMEOUTS.lock, 'lockTimeoutMs'),
-    idle_in_transaction_session_timeout: timeout(options.idleInTransactionTimeoutMs, DEFAULT_TIMEOUTS.idle, 'idleInTransactionTimeoutMs'),
-    ...PINNED_SETTINGS,
-    ...options.settings,
-  };
-  const values: string[] = [];
-  const calls = [`pg_catalog.set_config(${literal(CONTEXT_SETTING)}, $1, true)`];
-  for (const [name, value] of Object.entries(settings)) {
+  const values = [
+    timeout(options.statementTimeoutMs, DEFAULT_TIMEOUTS.statement, 'statementTimeoutMs'),
+    timeout(options.lockTimeoutMs, DEFAULT_TIMEOUTS.lock, 'lockTimeoutMs'),
+    timeout(options.idleInTransactionTimeoutMs, DEFAULT_TIMEOUTS.idle, 'idleInTransactionTimeoutMs'),
+  ];
+  // The context, the timeouts and PINNED_SETTINGS in one call (src/sql/session.ts); settings the
+  // caller adds go after it, so they win over the pinned defaults.
+  const calls = [`${OPEN_FUNCTION}($1, $2, $3, $4) AS opened`];
+  for (const [name, value] of Object.entries(options.settings ?? {})) {
     if (!SETTING_NAME.test(name) || name.toLowerCase() === CONTEXT_SETTING || typeof value !== 'string') {
       throw new TenantfenceError(ErrorCodes.USAGE, 'A pinned setting needs a plain setting name (not the tenant context) and a string value.');
     }
@@ -220,8 +211,7 @@ function buildShape(options: FenceOptions): Shape {
   // allowed at any point (only the other direction must come before the first query).
   if (options.readOnly) calls.push(`pg_catalog.set_config('transaction_read_only', 'on', true)`);
   return {
-    setupText: `SELECT ${TRANSACTION_START} AS opened, ${calls.join(', ')}`,
-    singleText: `SELECT ${calls.join(', ')}`,
+    setupText: `SELECT ${calls.join(', ')}`,
     settingValues: values,
     begin: `BEGIN ISOLATION LEVEL READ COMMITTED ${options.readOnly ? 'READ ONLY' : 'READ WRITE'}`,
   };
@@ -249,21 +239,19 @@ function tokenFor(key: SigningKey, tenant: string, ttlSeconds: number): string {
 
 /** What one fenced transaction will send: the token, the settings, the ends. */
 class Plan {
-  /** Opens a callback's fence; also reads the transaction's start for `fence_intact`. */
+  /** Opens the fence (a callback's, or a single statement's); also reads the transaction's start for `fence_intact`. */
   readonly setup: FenceStatement;
-  /** The single statement's setup: the same settings, no start time (the status shows a break). */
-  readonly singleSetup: FenceStatement;
   readonly begin: string;
   readonly bindToTransaction: boolean;
   readonly rollback: boolean;
   readonly readOnly: boolean;
+  readonly tenant: string;
   readonly #key: SigningKey;
-  readonly #tenant: string;
   readonly #ttl: number;
 
   constructor(tenant: string, options: FenceOptions) {
     this.#key = options.key ?? defaultKey();
-    this.#tenant = tenant;
+    this.tenant = tenant;
     this.#ttl = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
     this.bindToTransaction = options.bindToTransaction === true;
     this.rollback = options.rollback === true;
@@ -273,12 +261,11 @@ class Plan {
     // Strict mode signs its token once it knows the transaction id (boundSetup).
     const values = [this.bindToTransaction ? '' : tokenFor(this.#key, tenant, this.#ttl), ...shape.settingValues];
     this.setup = { text: shape.setupText, values };
-    this.singleSetup = { text: shape.singleText, values };
   }
 
   /** The setup with a token bound to `xid` (strict mode). */
   boundSetup(xid: string): FenceStatement {
-    const token = signContext(this.#key, this.#tenant, { ttlSeconds: this.#ttl, xid });
+    const token = signContext(this.#key, this.tenant, { ttlSeconds: this.#ttl, xid });
     return { text: this.setup.text, values: [token, ...this.setup.values!.slice(1)] };
   }
 }
@@ -396,8 +383,14 @@ class Fence {
     );
   }
 
-  /** Connection-level failures become TF_CONNECTION (and the connection goes); others pass through. */
+  /**
+   * Connection-level failures become TF_CONNECTION (and the connection goes); a database set up by
+   * an earlier tenantfence (no `open_fence` yet) becomes TF_NOT_INITIALISED; others pass through.
+   */
   #connectionOr(error: unknown): unknown {
+    if (sqlstateOf(error) === '42883' && /tenantfence\.(open_fence|reset_session|fence_intact)/.test(String((error as Error).message))) {
+      return new TenantfenceError(ErrorCodes.NOT_INITIALISED, 'This database lacks the functions of this tenantfence version; run `tenantfence init` again (it is idempotent) to upgrade it.', { cause: error });
+    }
     if (!this.#dead(error)) return error;
     this.discard ??= asError(error);
     return connectionError(error, 'The database connection failed during the fenced transaction and was discarded; nothing of it was committed unless its COMMIT had already completed. Retry the request.');
@@ -413,7 +406,7 @@ class Fence {
     const drop = !c.driverStatements?.();
     let results: FenceResult[];
     try {
-      results = await c.implicit!([this.#plan.singleSetup, statement, { text: resetCall(drop) }]);
+      results = await c.implicit!([this.#plan.setup, statement, { text: resetCall(drop) }]);
     } catch (error) {
       // The implicit transaction rolled back and the reset was skipped: run it on its own.
       await this.#reset(error);

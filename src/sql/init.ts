@@ -9,7 +9,7 @@ import { sql, type Statement } from './statement.ts';
 import { actAs } from './membership.ts';
 import { CONTEXT_SETTING } from '../context/token.ts';
 import { planAdmin } from './admin.ts';
-import { resetSessionFunction, TRANSACTION_START } from './session.ts';
+import { openFenceFunction, resetSessionFunction, TRANSACTION_START } from './session.ts';
 
 const S = ident(SCHEMA);
 const OWNER = ident(OWNER_ROLE);
@@ -168,6 +168,7 @@ export function planInit({ roles, agentLogin, appTemp = false }: InitPlanOptions
     // The fence engine's session reset and transaction check (src/sql/session.ts, src/context/fence.ts).
     ...ownedFunction(resetSessionFunction, `${S}.reset_session(boolean, double precision)`),
     ...ownedFunction(fenceIntactFunction, `${S}.fence_intact(bigint)`),
+    ...ownedFunction(openFenceFunction, `${S}.open_fence(text, text, text, text)`),
     // No CREATE anywhere, no TEMP: PUBLIC holds both by default (CREATE on public before PG 15),
     // so they are taken from PUBLIC and from both roles; TEMP goes back to the app role by name
     // only with --app-temp.

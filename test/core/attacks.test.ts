@@ -102,7 +102,7 @@ test('the key table, the key pads and a signing function are out of reach of the
               array_agg(p.proname::text ORDER BY p.proname) FILTER (WHERE has_function_privilege(p.oid, 'EXECUTE')) AS callable
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'tenantfence'`,
     );
-    assert.deepEqual(rows[0].names, ['admin_enter', 'admin_record', 'admin_session', 'audit_append', 'current_tenant', 'fence_intact', 'reset_session'],
+    assert.deepEqual(rows[0].names, ['admin_enter', 'admin_record', 'admin_session', 'audit_append', 'current_tenant', 'fence_intact', 'open_fence', 'reset_session'],
       'the database must have no signing function');
     assert.ok(!rows[0].callable.includes('admin_record') && !rows[0].callable.includes('admin_enter'), rows[0].callable.join(', '));
     await assert.rejects(pool.query('SET ROLE tenantfence_owner'), { code: '42501' });

@@ -9,6 +9,8 @@ import { tenantQuery, withTenant } from '../../src/adapters/pg.ts';
 import { runWithTenant } from '../../src/context/storage.ts';
 import { ErrorCodes } from '../../src/errors.ts';
 import { ident } from '../../src/sql/quote.ts';
+import { init } from '../../src/cli/commands/init.ts';
+import { formatSecret } from '../../src/context/token.ts';
 import { createTestDatabase, installFence, rowsOf, TENANT_A, TENANT_B, type Fenced, type TestDatabase } from '../support/db.ts';
 
 let db: TestDatabase;
@@ -178,5 +180,21 @@ test('pinned timeouts apply per transaction: a lock wait ends at the lock timeou
   } finally {
     await holder.query('ROLLBACK');
     holder.release();
+  }
+});
+
+test('a database set up by an earlier tenantfence (no open_fence) gets TF_NOT_INITIALISED until init runs again', async () => {
+  const old = await createTestDatabase();
+  try {
+    const f = await installFence(old);
+    await old.admin.query('DROP FUNCTION tenantfence.open_fence(text, text, text, text)');
+    const pool = old.pool(old.roles.app);
+    await assert.rejects(tenantQuery(pool, TENANT_A, 'SELECT count(*) FROM conversations', [], { key: f.key }), code(ErrorCodes.NOT_INITIALISED));
+    await assert.rejects(withTenant(pool, TENANT_A, (c) => c.query('SELECT 1'), { key: f.key }), code(ErrorCodes.NOT_INITIALISED));
+    await init({ db: old.admin, appRole: old.roles.app, agentRole: old.roles.agent, secret: formatSecret(f.key) });
+    const { rows } = await tenantQuery<{ n: number }>(pool, TENANT_A, 'SELECT count(*)::int AS n FROM conversations', [], { key: f.key });
+    assert.equal(rows[0]!.n, (await rowsOf(old, TENANT_A)).length);
+  } finally {
+    await old.drop();
   }
 });
