@@ -7,11 +7,13 @@
  * NOLOGIN owner role can read; the database has no signing function. A forged, expired, malformed
  * or foreign-transaction token verifies to NULL, and NULL matches no row.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { TenantfenceError, ErrorCodes } from '../errors.ts';
 import { assertTenantId } from './tenant-id.ts';
 
-export const CONTEXT_SETTING = 'tenantfence.context';
+// The setting and the key pads are the database's side of the token (src/sql/): defined there.
+export { CONTEXT_SETTING } from '../sql/roles.ts';
+export { hmacPads } from '../sql/keys.ts';
 export const DEFAULT_TTL_SECONDS = 300;
 
 const KEY_ID = /^[a-z0-9]{1,16}$/;
@@ -45,23 +47,6 @@ export function generateKey(kid?: string): SigningKey {
 
 export function formatSecret(key: SigningKey): string {
   return `${key.kid}.${key.secret.toString('base64url')}`;
-}
-
-/**
- * The HMAC pads, precomputed so the database computes HMAC-SHA256 with two calls of the built-in
- * `sha256()` (RFC 2104) and needs no pgcrypto.
- */
-export function hmacPads(key: SigningKey): { inner: Buffer; outer: Buffer } {
-  const block = Buffer.alloc(64);
-  // RFC 2104: a key longer than the block is hashed first.
-  (key.secret.length > 64 ? createHash('sha256').update(key.secret).digest() : key.secret).copy(block);
-  const inner = Buffer.alloc(64);
-  const outer = Buffer.alloc(64);
-  for (let i = 0; i < 64; i++) {
-    inner[i] = block[i]! ^ 0x36;
-    outer[i] = block[i]! ^ 0x5c;
-  }
-  return { inner, outer };
 }
 
 export interface SignOptions {

@@ -4,10 +4,9 @@
  * and can be pasted into a team's own migrations (`--print`).
  */
 import { ident, literal, qualified } from './quote.ts';
-import { OWNER_ROLE, SCHEMA, type Roles } from './roles.ts';
+import { CONTEXT_SETTING, OWNER_ROLE, SCHEMA, type Roles } from './roles.ts';
 import { sql, type Statement } from './statement.ts';
 import { actAs } from './membership.ts';
-import { CONTEXT_SETTING } from '../context/token.ts';
 import { planAdmin } from './admin.ts';
 import { openFenceFunction, resetSessionFunction, TRANSACTION_START } from './session.ts';
 

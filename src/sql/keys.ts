@@ -3,12 +3,30 @@
  * NOLOGIN owner alone, which is what `current_tenant()` runs as. Rotation adds a key and leaves the
  * old one valid until it is retired, so tokens in flight keep working.
  */
+import { createHash } from 'node:crypto';
 import { qualified } from './quote.ts';
 import { SCHEMA } from './roles.ts';
 import { sql, type Statement } from './statement.ts';
-import { hmacPads, type SigningKey } from '../context/token.ts';
+import type { SigningKey } from '../context/token.ts';
 import { TenantfenceError, ErrorCodes } from '../errors.ts';
 import type { Queryable } from './queryable.ts';
+
+/**
+ * The HMAC pads, precomputed so the database computes HMAC-SHA256 with two calls of the built-in
+ * `sha256()` (RFC 2104) and needs no pgcrypto.
+ */
+export function hmacPads(key: SigningKey): { inner: Buffer; outer: Buffer } {
+  const block = Buffer.alloc(64);
+  // RFC 2104: a key longer than the block is hashed first.
+  (key.secret.length > 64 ? createHash('sha256').update(key.secret).digest() : key.secret).copy(block);
+  const inner = Buffer.alloc(64);
+  const outer = Buffer.alloc(64);
+  for (let i = 0; i < 64; i++) {
+    inner[i] = block[i]! ^ 0x36;
+    outer[i] = block[i]! ^ 0x5c;
+  }
+  return { inner, outer };
+}
 
 const KEYS = qualified(SCHEMA, 'keys');
 

@@ -12,3 +12,6 @@ export interface Roles {
   readonly app: string;
   readonly agent: string;
 }
+
+/** The setting that carries the signed tenant context (src/context/token.ts) for one transaction. */
+export const CONTEXT_SETTING = 'tenantfence.context';

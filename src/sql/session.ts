@@ -23,9 +23,8 @@
  * the number its driver believes it has (fewer means SQL dropped one: destroy too).
  */
 import { randomInt } from 'node:crypto';
-import { CONTEXT_SETTING } from '../context/token.ts';
 import { literal } from './quote.ts';
-import { SCHEMA } from './roles.ts';
+import { CONTEXT_SETTING, SCHEMA } from './roles.ts';
 
 export const RESET_FUNCTION = `${SCHEMA}.reset_session`;
 export const OPEN_FUNCTION = `${SCHEMA}.open_fence`;
