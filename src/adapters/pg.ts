@@ -198,9 +198,10 @@ const implicitClasses = new WeakMap<QueryClass, ImplicitClass>();
 
 /**
  * A Query that sends several statements with one Sync: one implicit transaction (or, inside a
- * transaction block, one more step of it). Every statement's rows come back as raw text keyed by
- * column name, except the kept one (the caller's), whose rows go through node-postgres's own type
- * parsers exactly as `client.query` returns them. It subclasses the client's own Query class:
+ * transaction block, one more step of it). Only the kept statement (the caller's) is described:
+ * its rows go through node-postgres's own type parsers exactly as `client.query` returns them; the
+ * others' rows come back as raw text keyed by position ('0', '1', …), which spares a Describe and
+ * a RowDescription for each. It subclasses the client's own Query class:
  * node-postgres refuses other query objects on a pipelining connection. It leans on Query's
  * message handlers, which is why pg is pinned to an exact version and the tests cover it.
  */
@@ -216,7 +217,6 @@ function implicitQueryClass(Base: QueryClass): ImplicitClass {
     readonly #keep: number;
     readonly #results: FenceResult[] = [];
     #index = 0;
-    #names: string[] = [];
     #rows: Record<string, unknown>[] = [];
     #kept = 0;
     #bytes = 0;
@@ -248,7 +248,8 @@ function implicitQueryClass(Base: QueryClass): ImplicitClass {
         for (const s of this.#statements) {
           connection.parse({ text: s.text });
           connection.bind({ values: [...(s.values ?? [])], valueMapper: prepareValue });
-          connection.describe({ type: 'P' });
+          // Only the kept statement's columns are described: the others' rows are read by position.
+          if (s === this.#statements[this.#keep]) connection.describe({ type: 'P' });
           connection.execute({ rows: s.fetchRows ?? 0 });
         }
         connection.sync();
@@ -260,16 +261,9 @@ function implicitQueryClass(Base: QueryClass): ImplicitClass {
       return null;
     }
 
-    handleRowDescription(message: Message): void {
-      if (this.#index === this.#keep) return void base.handleRowDescription!.call(this, message);
-      this.#names = (message.fields as Array<{ name: string }>).map((f) => f.name);
-    }
-
     handleDataRow(message: Message): void {
       if (this.#index !== this.#keep) {
-        const row: Record<string, unknown> = {};
-        (message.fields as Array<string | null>).forEach((v, i) => { row[this.#names[i] ?? String(i)] = v; });
-        this.#rows.push(row);
+        this.#rows.push({ ...(message.fields as Array<string | null>) });
         return;
       }
       const s = this.#statements[this.#keep]!;
@@ -305,7 +299,6 @@ function implicitQueryClass(Base: QueryClass): ImplicitClass {
     #next(): void {
       this.#index += 1;
       this.#rows = [];
-      this.#names = [];
     }
   }
   implicitClasses.set(Base, Implicit);

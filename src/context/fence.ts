@@ -369,7 +369,9 @@ class Fence {
   }
 
   #checkReset(result: FenceResult | undefined): void {
-    if (!resetIsClean(result?.rows[0]?.kept, this.#c.driverStatements?.())) {
+    // The reset's one column: named `kept` in a batch, by position from an implicit transaction.
+    const row = result?.rows[0];
+    if (!resetIsClean(row === undefined ? undefined : Object.values(row)[0], this.#c.driverStatements?.())) {
       this.discard = new Error('SQL in the fence made or dropped prepared statements; the connection is not pooled again');
     }
   }
