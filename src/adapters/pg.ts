@@ -14,9 +14,11 @@
  * sends a Sync after every query (each its own transaction), so this is a Query subclass, the
  * same seam the gateway's row-capped query uses; pg is pinned to an exact version for it.
  */
+import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import pg from 'pg';
 import { tenantArguments } from './lease.ts';
+import { TenantfenceError, ErrorCodes } from '../errors.ts';
 import { fencedStatement, runFenced, type FenceConnection, type FenceOptions, type FenceResult, type FenceStatement } from '../context/fence.ts';
 
 /** What tenantfence needs of a node-postgres client (a `pg.PoolClient`). */
@@ -55,6 +57,76 @@ export async function tenantQuery<R extends Record<string, unknown> = Record<str
   options?: FenceOptions,
 ): Promise<FenceResult<R>> {
   return (await fencedStatement(() => connect(pool), tenant, { text, values }, options)) as FenceResult<R>;
+}
+
+export interface RolePoolConfig extends Omit<pg.PoolConfig, 'user' | 'max'> {
+  /** The login roles, one connection each: `init --app-logins N` creates `<app role>_c1` … `_cN`. */
+  readonly roles: readonly string[];
+}
+
+/**
+ * A pool whose every connection logs in as a role of its own (`rolePool({ connectionString,
+ * roles })`): PostgreSQL lets a session cancel, terminate and watch (pg_stat_activity, with SQL
+ * text) only sessions of roles it has the privileges of, so with one role per connection, members
+ * of the app role and never of each other, one tenant's SQL cannot reach the request of another
+ * tenant running at the same time (docs/context.md, "Connection roles"). It is a set of
+ * one-connection node-postgres pools behind `connect()`; the fence engine and `withTenant` /
+ * `tenantQuery` take it as they take a `pg.Pool`. Idle-client errors go to its own 'error'
+ * listeners (none: ignored; the client is dropped and replaced either way).
+ */
+export class RolePool extends EventEmitter implements PgPoolLike {
+  readonly #pools: pg.Pool[];
+  #next = 0;
+
+  constructor(config: RolePoolConfig) {
+    super();
+    const { roles, connectionString, ...rest } = config;
+    if (!Array.isArray(roles) || roles.length === 0 || new Set(roles).size !== roles.length || roles.some((r) => typeof r !== 'string' || r === '')) {
+      throw new TenantfenceError(ErrorCodes.USAGE, 'rolePool needs a list of distinct login roles (init --app-logins N creates <app role>_c1 … _cN).');
+    }
+    this.#pools = roles.map((role) => {
+      const pool = new pg.Pool({ ...rest, ...(connectionString ? { connectionString: withUser(connectionString, role) } : {}), user: role, max: 1 });
+      pool.on('error', (error) => { if (this.listenerCount('error') > 0) this.emit('error', error); });
+      pool.on('acquire', (client) => this.emit('acquire', client));
+      return pool;
+    });
+  }
+
+  /** A connection: an idle one, else one not opened yet, else a place in the shortest queue. */
+  connect(): Promise<pg.PoolClient> {
+    const n = this.#pools.length;
+    let best: pg.Pool | undefined;
+    for (let k = 0; k < n; k++) {
+      const pool = this.#pools[(this.#next + k) % n]!;
+      if (pool.idleCount > 0 || pool.totalCount === 0) {
+        best = pool;
+        break;
+      }
+      if (!best || pool.waitingCount < best.waitingCount) best = pool;
+    }
+    this.#next = (this.#next + 1) % n;
+    return best!.connect();
+  }
+
+  /** Connections open now, across the roles. */
+  get totalCount(): number {
+    return this.#pools.reduce((sum, p) => sum + p.totalCount, 0);
+  }
+
+  async end(): Promise<void> {
+    await Promise.all(this.#pools.map((p) => p.end()));
+  }
+}
+
+export function rolePool(config: RolePoolConfig): RolePool {
+  return new RolePool(config);
+}
+
+/** The connection string with its user replaced (the string's user would win over `user`). */
+function withUser(connectionString: string, role: string): string {
+  const url = new URL(connectionString);
+  url.username = encodeURIComponent(role);
+  return url.toString();
 }
 
 /** Pools whose clients get the failure watch as they are handed out. */

@@ -33,6 +33,14 @@ export function common(v: Values) {
   return { write: Boolean(v.write), agentRole: str(v['agent-role']), ...(expose ? { expose } : {}), env: url ? { ...process.env, DATABASE_URL: url } : process.env };
 }
 
+/** A whole-number flag within [min, max]; `fallback` when absent. */
+export function integer(value: unknown, flag: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^[0-9]+$/.test(String(value)) || n < min || n > max) throw new TenantfenceError(ErrorCodes.USAGE, `${flag} must be a whole number from ${min} to ${max}.`);
+  return n;
+}
+
 export function port(value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);

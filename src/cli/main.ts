@@ -17,7 +17,8 @@ import { formatResult } from '../redteam/runner.ts';
 import { benchCommand } from './commands/bench.ts';
 import { doctor } from './commands/doctor.ts';
 import { processIo, type Io } from './io.ts';
-import { common, dbOption, userDbOptions, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
+import { MAX_APP_LOGINS } from '../sql/roles.ts';
+import { common, dbOption, userDbOptions, integer, port, roleOptions, str, withDb, openTarget, type Command, type Values } from './args.ts';
 import { VERSION } from '../version.ts';
 import { visible } from '../audit/format/visible.ts';
 
@@ -25,7 +26,7 @@ const commands: Record<string, Command> = {
   init: {
     summary: 'install the tenantfence schema, roles, key table and verifier',
     usage: `tenantfence init [--app-role NAME] [--agent-role NAME] [--agent-nologin] [--app-temp]
-       [--app-password] [--agent-password] [--print] [--database-url URL | --embedded]
+       [--app-logins N] [--app-password] [--agent-password] [--print] [--database-url URL | --embedded]
 
 Installs: the NOLOGIN owner role tenantfence_owner, the app role (default tenantfence_app),
 the agent role (default tenantfence_agent, LOGIN, no TEMP, no CREATE), the schema tenantfence,
@@ -36,6 +37,9 @@ one and prints it once. Refuses (exit 2, nothing applied) roles that the audit's
 superuser or BYPASSRLS, owns a tenant table, reads the key or other sessions, or can SET ROLE to such
 a role; an agent role that can reach one or holds more than tenant rows (its own attributes init corrects).
   --app-temp       let the app role create temporary tables (off: a temp view can shadow a table)
+  --app-logins N   also create N login roles <app role>_c1..N, members of the app role, one per
+                   pooled connection (rolePool in tenantfence/pg): one tenant's SQL then cannot
+                   cancel, terminate or watch another's request (docs/context.md); default 0
   --app-password   set the app role's password from TENANTFENCE_APP_PASSWORD (never from argv)
   --agent-password set the agent role's password from TENANTFENCE_AGENT_PASSWORD
   --print          print the SQL instead of running it (the key and passwords are never printed)`,
@@ -44,6 +48,7 @@ a role; an agent role that can reach one or holds more than tenant rows (its own
       ...roleOptions,
       'agent-nologin': { type: 'boolean' },
       'app-temp': { type: 'boolean' },
+      'app-logins': { type: 'string' },
       'app-password': { type: 'boolean' },
       'agent-password': { type: 'boolean' },
       print: { type: 'boolean' },
@@ -56,6 +61,7 @@ a role; an agent role that can reach one or holds more than tenant rows (its own
           agentRole: str(v['agent-role']),
           agentLogin: !v['agent-nologin'],
           appTemp: Boolean(v['app-temp']),
+          appLogins: integer(v['app-logins'], '--app-logins', 0, 0, MAX_APP_LOGINS),
           appPassword: v['app-password'] ? fromEnv(APP_PASSWORD_ENV, '--app-password') : undefined,
           agentPassword: v['agent-password'] ? fromEnv(AGENT_PASSWORD_ENV, '--agent-password') : undefined,
           secret: process.env.TENANTFENCE_SECRET,

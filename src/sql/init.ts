@@ -4,7 +4,7 @@
  * and can be pasted into a team's own migrations (`--print`).
  */
 import { ident, literal, qualified } from './quote.ts';
-import { CONTEXT_SETTING, OWNER_ROLE, SCHEMA, type Roles } from './roles.ts';
+import { connectionRoleNames, CONTEXT_SETTING, OWNER_ROLE, SCHEMA, type Roles } from './roles.ts';
 import { sql, type Statement } from './statement.ts';
 import { actAs } from './membership.ts';
 import { planAdmin } from './admin.ts';
@@ -109,6 +109,23 @@ BEGIN
 END
 $tf$`;
 
+/**
+ * `init --app-logins N`: login roles `<app>_c1` … `<app>_cN`, one per pooled connection
+ * (`rolePool` in tenantfence/pg), each holding the app role's privileges by membership and nothing
+ * else. PostgreSQL lets a session signal (`pg_cancel_backend`, `pg_terminate_backend`) and read
+ * the activity and SQL text (`pg_stat_activity`) of sessions of the roles it has the privileges
+ * of; distinct login roles that are members of the app role, never of each other, have none of
+ * each other's, so one tenant's SQL cannot cancel, kill or watch the request of another tenant
+ * running at the same time. init revokes those functions from PUBLIC where it may (a superuser);
+ * on a managed server it may not, and this is what holds there.
+ */
+function planConnectionRoles(app: string, count: number): Statement[] {
+  return connectionRoleNames(app, count).flatMap((name) => [
+    ensureRole(name, `LOGIN INHERIT ${LOCKED}`, `NOT rolcanlogin OR NOT rolinherit OR ${PRIVILEGED}`),
+    sql(`GRANT ${ident(app)} TO ${ident(name)}`),
+  ]);
+}
+
 /** A function owned by the NOLOGIN owner that every role may call. */
 function ownedFunction(definition: string, signature: string): Statement[] {
   return [
@@ -129,15 +146,18 @@ export interface InitPlanOptions {
    * transaction, but a connection used outside it would not be).
    */
   readonly appTemp?: boolean;
+  /** Login roles for one connection each (`init --app-logins N`), members of the app role. */
+  readonly appLogins?: number;
 }
 
-export function planInit({ roles, agentLogin, appTemp = false }: InitPlanOptions): Statement[] {
+export function planInit({ roles, agentLogin, appTemp = false, appLogins = 0 }: InitPlanOptions): Statement[] {
   return [
     ensureRole(OWNER_ROLE, `NOLOGIN ${LOCKED}`, `rolcanlogin OR ${PRIVILEGED}`),
     // A managed admin (CREATEROLE, not superuser) must become able to act as the owner first.
     actAs(OWNER_ROLE),
     // The app role is created if missing; an existing one is checked (refused) by init, not altered.
     ensureRole(roles.app, 'LOGIN', 'false'),
+    ...planConnectionRoles(roles.app, appLogins),
     // The agent gets nothing it was not granted: no inherited privileges, no attributes.
     ensureRole(
       roles.agent,

@@ -8,6 +8,14 @@ export const POLICY_NAME = 'tenantfence_isolation';
 export const ADMIN_ROLE = 'tenantfence_admin';
 export const ADMIN_POLICY = 'tenantfence_admin';
 
+/** The most connection roles `init --app-logins` creates (a pool larger than this shares roles). */
+export const MAX_APP_LOGINS = 500;
+
+/** The login roles of `init --app-logins N`: `<app>_c1` … `<app>_cN`. */
+export function connectionRoleNames(app: string, count: number): string[] {
+  return Array.from({ length: count }, (_, k) => `${app}_c${k + 1}`);
+}
+
 export interface Roles {
   readonly app: string;
   readonly agent: string;

@@ -13,7 +13,7 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 };
 
 const promised: Record<string, string[]> = {
-  './pg': ['withTenant', 'tenantQuery'],
+  './pg': ['withTenant', 'tenantQuery', 'rolePool'],
   './postgres-js': ['withTenant'],
   './drizzle': ['withTenant'],
   './kysely': ['withTenant'],

@@ -7,7 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
-import { withTenant } from '../../src/adapters/pg.ts';
+import { rolePool, withTenant } from '../../src/adapters/pg.ts';
+import { attackConcurrentSession, SESSION_MARKER } from '../support/sessions.ts';
 import { parseSecret } from '../../src/context/token.ts';
 import { ident, literal } from '../../src/sql/quote.ts';
 import { hasVersion, startManagedCluster, type ClusterVersion, type ManagedCluster } from '../support/cluster.ts';
@@ -142,6 +143,37 @@ export function managedSuite(version: ClusterVersion): void {
       serve.child.kill('SIGTERM');
     }
     assert.equal(await serve.exited, 0);
+  });
+
+  test(`PG ${version}: init cannot take the signalling functions here; connection roles (init --app-logins, rolePool) stop one tenant's SQL killing or watching another's`, { skip, timeout: 120_000 }, async () => {
+    const init = runCli(['init', '--app-logins', '2', '--app-password'], { DATABASE_URL: cluster.url(), TENANTFENCE_SECRET: secret, TENANTFENCE_APP_PASSWORD: password });
+    assert.equal(init.code, 0, init.err);
+    assert.match(init.err, /can still signal other sessions/, 'the admin could not revoke them');
+    const key = parseSecret(secret);
+    const insert = 'INSERT INTO conversations (tenant_id, transcript) VALUES ($1, $2)';
+    const committed = async () => {
+      const { rows } = await cluster.superQuery<{ n: number }>('SELECT count(*)::int AS n FROM conversations WHERE transcript = $1', [SESSION_MARKER], 'app');
+      await cluster.superQuery('DELETE FROM conversations WHERE transcript = $1', [SESSION_MARKER], 'app');
+      return rows[0]!.n === 1;
+    };
+    const shared = new pg.Pool({ connectionString: cluster.url({ role: 'tenantfence_app', password }), max: 4 });
+    try {
+      const r = await attackConcurrentSession(shared, key, insert);
+      assert.ok(r.seen.texts.some((t) => t.includes(SESSION_MARKER)) && r.kill.terminated && !r.b.ok, `control: ${JSON.stringify(r)}`);
+      assert.equal(await committed(), false);
+    } finally {
+      await shared.end();
+    }
+    const roles = rolePool({ connectionString: cluster.url({ role: 'tenantfence_app', password }), roles: ['tenantfence_app_c1', 'tenantfence_app_c2'] });
+    try {
+      const r = await attackConcurrentSession(roles, key, insert);
+      assert.ok(!r.seen.texts.some((t) => t.includes(SESSION_MARKER)), JSON.stringify(r));
+      assert.deepEqual(r.kill, { terminated: false, error: '42501' });
+      assert.ok(r.b.ok, JSON.stringify(r.b));
+      assert.equal(await committed(), true);
+    } finally {
+      await roles.end();
+    }
   });
 
   test(`PG ${version}: another team's database, where tenantfence's roles already exist (created by the first admin)`, { skip, timeout: 120_000 }, async () => {

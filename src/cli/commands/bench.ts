@@ -8,7 +8,7 @@ import { TenantfenceError, ErrorCodes } from '../../errors.ts';
 import { runBench, type BenchResult, type Progress } from '../../benchmark/index.ts';
 import { formatBench } from '../../benchmark/report.ts';
 import { renderSvg } from '../../benchmark/svg.ts';
-import { dbOption, openTarget, str, type Command, type Values } from '../args.ts';
+import { dbOption, integer, openTarget, str, type Command, type Values } from '../args.ts';
 import type { Io } from '../io.ts';
 
 export interface BenchFlags {
@@ -96,13 +96,6 @@ function progressBar(io: Io): Progress {
     const filled = total > 0 ? Math.round((done / total) * width) : width;
     io.err(`\r${phase.padEnd(7)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${done >= total ? '\n' : ''}`);
   };
-}
-
-function integer(value: unknown, flag: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!/^[0-9]+$/.test(String(value)) || n < min || n > max) throw usage(`${flag} must be a whole number from ${min} to ${max}.`);
-  return n;
 }
 
 function seconds(value: unknown): number {

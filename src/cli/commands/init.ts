@@ -5,7 +5,7 @@ import { unappliedHardening } from '../../sql/hardening.ts';
 import { planLockdown, unappliedLockdown } from '../../sql/lockdown.ts';
 import { addKeyStatement, storedKey } from '../../sql/keys.ts';
 import { toTenantfenceError } from '../../sql/apply.ts';
-import { DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, type Roles } from '../../sql/roles.ts';
+import { connectionRoleNames, DEFAULT_AGENT_ROLE, DEFAULT_APP_ROLE, MAX_APP_LOGINS, type Roles } from '../../sql/roles.ts';
 import { applyChecked } from '../../audit/roles.ts';
 import type { Finding } from '../../audit/finding.ts';
 import { passwordStatement } from '../../sql/password.ts';
@@ -24,6 +24,8 @@ export interface InitOptions {
   readonly agentLogin?: boolean;
   /** Let the app role create temporary objects (default false). */
   readonly appTemp?: boolean;
+  /** Login roles for one pooled connection each, members of the app role (`rolePool`); default 0. */
+  readonly appLogins?: number;
   /** Passwords for the app and agent roles (the CLI reads them from the environment only). */
   readonly appPassword?: string;
   readonly agentPassword?: string;
@@ -49,11 +51,18 @@ export async function init(options: InitOptions): Promise<InitResult> {
   if (roles.app === roles.agent) {
     throw new TenantfenceError(ErrorCodes.USAGE, 'The app role and the agent role must be different roles; pass distinct --app-role and --agent-role.');
   }
+  const appLogins = options.appLogins ?? 0;
+  const logins = connectionRoleNames(roles.app, appLogins);
+  if (!Number.isInteger(appLogins) || appLogins < 0 || appLogins > MAX_APP_LOGINS || logins.some((name) => name.length > 63)) {
+    throw new TenantfenceError(ErrorCodes.USAGE, `--app-logins takes a whole number from 0 to ${MAX_APP_LOGINS}, and "<app role>_c<N>" must fit PostgreSQL's 63 characters.`);
+  }
   const statements: Statement[] = [
-    ...planInit({ roles, agentLogin: options.agentLogin ?? true, appTemp: options.appTemp ?? false }),
+    ...planInit({ roles, agentLogin: options.agentLogin ?? true, appTemp: options.appTemp ?? false, appLogins }),
     planLockdown(roles),
   ];
-  if (options.appPassword !== undefined) statements.push(passwordStatement(roles.app, options.appPassword, APP_PASSWORD_ENV));
+  if (options.appPassword !== undefined) {
+    for (const role of [roles.app, ...logins]) statements.push(passwordStatement(role, options.appPassword, APP_PASSWORD_ENV));
+  }
   if (options.agentPassword !== undefined) statements.push(passwordStatement(roles.agent, options.agentPassword, AGENT_PASSWORD_ENV));
 
   let key: SigningKey | undefined;
