@@ -5,8 +5,8 @@
  * session reset and the decision to pool or destroy the connection live here, once.
  *
  * Two shapes, and their round trips (docs/context.md, "Round trips"):
- * - `runFenced` (a callback of N queries): `BEGIN …; SELECT set_config(…)` opens the fence; on a
- *   pipelining connection it travels with the callback's first query. The end is one message:
+ * - `runFenced` (a callback of N queries): `BEGIN …; SELECT tenantfence.open_fence(…)` opens the
+ *   fence; on a pipelining connection it travels with the callback's first query. The end is one message:
  *   `SELECT tenantfence.fence_intact(…); COMMIT; SELECT tenantfence.reset_session(…)`.
  *   N + 1 round trips pipelined, N + 2 otherwise.
  * - `fencedStatement` (one statement): the context, the statement and the reset as ONE implicit

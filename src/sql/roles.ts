@@ -8,7 +8,7 @@ export const POLICY_NAME = 'tenantfence_isolation';
 export const ADMIN_ROLE = 'tenantfence_admin';
 export const ADMIN_POLICY = 'tenantfence_admin';
 
-/** The most connection roles `init --app-logins` creates (a pool larger than this shares roles). */
+/** The most connection roles `init --app-logins` creates. */
 export const MAX_APP_LOGINS = 500;
 
 /** The login roles of `init --app-logins N`: `<app>_c1` … `<app>_cN`. */
