@@ -53,15 +53,17 @@ a role; an agent role that can reach one or holds more than tenant rows (its own
       'agent-password': { type: 'boolean' },
       print: { type: 'boolean' },
     },
-    run: (v, _p, io) =>
-      withDb(v, io, async (db) => {
+    run: (v, _p, io) => {
+      // Checked before anything connects: a bad count is a usage error, not a connection attempt.
+      const appLogins = integer(v['app-logins'], '--app-logins', 0, 0, MAX_APP_LOGINS);
+      return withDb(v, io, async (db) => {
         const result = await init({
           db,
           appRole: str(v['app-role']),
           agentRole: str(v['agent-role']),
           agentLogin: !v['agent-nologin'],
           appTemp: Boolean(v['app-temp']),
-          appLogins: integer(v['app-logins'], '--app-logins', 0, 0, MAX_APP_LOGINS),
+          appLogins,
           appPassword: v['app-password'] ? fromEnv(APP_PASSWORD_ENV, '--app-password') : undefined,
           agentPassword: v['agent-password'] ? fromEnv(AGENT_PASSWORD_ENV, '--agent-password') : undefined,
           secret: process.env.TENANTFENCE_SECRET,
@@ -81,7 +83,8 @@ a role; an agent role that can reach one or holds more than tenant rows (its own
           );
         }
         return 0;
-      }),
+      });
+    },
   },
   protect: {
     summary: 'enable + force RLS with a tenant policy, index and grants on tables',

@@ -29,6 +29,14 @@ test('init, protect, keys and audit refuse without a database (TF_NO_DATABASE, e
   }
 });
 
+test('init --app-logins takes a whole number, checked before anything connects (TF_USAGE, exit 2)', () => {
+  for (const bad of ['abc', '-1', '501', '1.5']) {
+    const r = runCli(['init', `--app-logins=${bad}`], NO_DATABASE);
+    oneCodedLine(r, 2, /^tenantfence: TF_USAGE: --app-logins must be a whole number from 0 to 500\.$/);
+    assert.equal(r.out, '');
+  }
+});
+
 test('on the embedded database a failing command exits non-zero', { timeout: 120_000 }, () => {
   oneCodedLine(runCli(['protect', 'no_such_table', '--embedded'], NO_DATABASE), 2, /TF_NOT_INITIALISED/);
   oneCodedLine(runCli(['keys', 'list', '--embedded'], NO_DATABASE), 2, /TF_NOT_INITIALISED/);
