@@ -8,20 +8,16 @@ import assert from 'node:assert/strict';
 import { withTenant } from '../../src/adapters/pg.ts';
 import { protect } from '../../src/cli/commands/protect.ts';
 import { main } from '../../src/cli/main.ts';
-import { init } from '../../src/cli/commands/init.ts';
-import { formatSecret, generateKey, type SigningKey } from '../../src/context/token.ts';
+import type { SigningKey } from '../../src/context/token.ts';
 import { ErrorCodes } from '../../src/errors.ts';
-import { ident, literal } from '../../src/sql/quote.ts';
-import { createTestDatabase, TENANT_A, TENANT_B, type TestDatabase } from '../support/db.ts';
+import { ident } from '../../src/sql/quote.ts';
+import { createTestDatabase, initFence, TENANT_A, TENANT_B, type TestDatabase } from '../support/db.ts';
 
 let db: TestDatabase;
 let key: SigningKey;
 before(async () => {
   db = await createTestDatabase();
-  key = generateKey('t1');
-  await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent, secret: formatSecret(key) });
-  for (const r of [db.roles.app, db.roles.agent]) await db.admin.query(`ALTER ROLE ${ident(r)} PASSWORD ${literal(db.password)}`);
-  await db.admin.query(`CREATE ROLE ${ident(db.roles.owner)} NOLOGIN`);
+  ({ key } = await initFence(db));
 });
 after(() => db.drop());
 

@@ -82,15 +82,23 @@ export interface Fenced {
 }
 
 /**
- * tenantfence init + the seed's `conversations` table owned by a separate owner role, protected,
- * with rows for tenants A (3) and B (2). Login passwords are set so the roles can connect to an
- * embedded server (scram) as well as a trust-auth one.
+ * tenantfence init with a fresh key, passwords on the app and agent roles (so they can connect to
+ * an embedded server, scram, as well as a trust-auth one) and the NOLOGIN table owner role.
  */
-export async function installFence(db: TestDatabase, options: { agentWrite?: boolean } = {}): Promise<Fenced> {
+export async function initFence(db: TestDatabase): Promise<Fenced> {
   const key = generateKey('t1');
   await init({ db: db.admin, appRole: db.roles.app, agentRole: db.roles.agent, secret: formatSecret(key) });
   for (const r of [db.roles.app, db.roles.agent]) await db.admin.query(`ALTER ROLE ${ident(r)} PASSWORD ${literal(db.password)}`);
   await db.admin.query(`CREATE ROLE ${ident(db.roles.owner)} NOLOGIN`);
+  return { key };
+}
+
+/**
+ * initFence + the seed's `conversations` table owned by a separate owner role, protected,
+ * with rows for tenants A (3) and B (2).
+ */
+export async function installFence(db: TestDatabase, options: { agentWrite?: boolean } = {}): Promise<Fenced> {
+  const { key } = await initFence(db);
   await db.admin.query(SEED_TABLE);
   await db.admin.query(`ALTER TABLE conversations OWNER TO ${ident(db.roles.owner)}`);
   await protect({ allowGlobalKeys: true, db: db.admin, tables: ['conversations'], appRole: db.roles.app, agentRole: db.roles.agent, agentWrite: options.agentWrite ?? false });
