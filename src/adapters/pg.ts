@@ -6,7 +6,8 @@
  *
  * Round trips (docs/context.md): `tenantQuery` 1 on any pool (the context, the statement and the
  * reset travel in one write); `withTenant` with N queries N + 1 on a pool created with
- * `pipeline: true` (node-postgres >= 8.23), N + 2 otherwise; strict mode (`bindToTransaction`)
+ * `pipeline: true` (node-postgres >= 8.23), where BEGIN and the context travel with the first query,
+ * and N + 2 otherwise, where they are one message of their own; strict mode (`bindToTransaction`)
  * adds two.
  *
  * The one-round-trip statement writes Parse/Bind/Describe/Execute for the context, the statement

@@ -8,7 +8,8 @@
  * - `runFenced` (a callback of N queries): `BEGIN …; SELECT tenantfence.open_fence(…)` opens the
  *   fence; on a pipelining connection it travels with the callback's first query. The end is one message:
  *   `SELECT tenantfence.fence_intact(…); COMMIT; SELECT tenantfence.reset_session(…)`.
- *   N + 1 round trips pipelined, N + 2 otherwise.
+ *   BEGIN and the setup are one message with one Sync where the binding can send an implicit
+ *   transaction: N + 1 round trips pipelined (that message carries fn's first query too), N + 2 not.
  * - `fencedStatement` (one statement): the context, the statement and the reset as ONE implicit
  *   transaction (extended protocol, one Sync, no BEGIN/COMMIT): one round trip. A binding without
  *   that capability falls back to `runFenced` with one query.
@@ -302,17 +303,13 @@ class Fence {
       } else if (c.pipelining) {
         // BEGIN, the setup and fn's first query go out in one write. Both settle before the
         // transaction ends, so fn never outlives it on this connection.
-        const [ready, done] = await Promise.allSettled([
-          Promise.all([c.query(this.#plan.begin), c.query(this.#plan.setup.text, this.#plan.setup.values)]),
-          fn(c),
-        ]);
+        const [ready, done] = await Promise.allSettled([this.#open(), fn(c)]);
         if (ready.status === 'rejected') throw ready.reason;
-        opened = openedAt(ready.value[1]);
+        opened = ready.value;
         if (done.status === 'rejected') throw done.reason;
         result = done.value;
       } else {
-        await c.query(this.#plan.begin);
-        opened = openedAt(await c.query(this.#plan.setup.text, this.#plan.setup.values));
+        opened = await this.#open();
         result = await fn(c);
       }
     } catch (error) {
@@ -321,6 +318,21 @@ class Fence {
     }
     await this.#end(opened);
     return result;
+  }
+
+  /**
+   * BEGIN and the setup; resolves to the transaction's start. Where the binding can send an
+   * implicit transaction, both are one query with one Sync (BEGIN inside it turns it into the
+   * transaction block fn's queries run in): one round trip instead of two without pipelining,
+   * and one driver query instead of two with it.
+   */
+  async #open(): Promise<string> {
+    const c = this.#c;
+    const { begin, setup } = this.#plan;
+    if (c.implicit) return openedAt((await c.implicit([{ text: begin }, setup]))[1]!);
+    if (c.pipelining) return openedAt((await Promise.all([c.query(begin), c.query(setup.text, setup.values)]))[1]);
+    await c.query(begin);
+    return openedAt(await c.query(setup.text, setup.values));
   }
 
   /** Ends the transaction: COMMIT (or ROLLBACK) and the reset in one message. */

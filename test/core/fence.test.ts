@@ -52,6 +52,25 @@ for (const pipeline of [false, true]) {
   });
 }
 
+test('round trips on an ordinary pool: tenantQuery 1; withTenant with N queries N + 2 (BEGIN and the context are one)', async () => {
+  const pool = db.pool(db.roles.app, { max: 1 });
+  // Without pipelining the client waits for every ReadyForQuery, so each one is a round trip.
+  let ready = 0;
+  const client = await pool.connect();
+  (client as unknown as { connection: { on(e: string, f: () => void): void } }).connection.on('readyForQuery', () => ready++);
+  client.release();
+  const { rows } = await tenantQuery<{ n: number }>(pool, TENANT_A, 'SELECT count(*)::int AS n FROM conversations', [], { key: fence.key });
+  assert.equal(rows[0]!.n, 3);
+  assert.equal(ready, 1);
+  ready = 0;
+  const counts = await withTenant(pool, TENANT_B, async (c) => [
+    (await c.query('SELECT count(*)::int AS n FROM conversations')).rows[0].n,
+    (await c.query('SELECT count(*)::int AS n FROM conversations WHERE transcript IS NOT NULL')).rows[0].n,
+  ], { key: fence.key });
+  assert.deepEqual(counts, [2, 2]);
+  assert.equal(ready, 2 + 2);
+});
+
 test('tenantQuery takes the tenant from the request context, and refuses without one', async () => {
   const pool = db.pool(db.roles.app);
   const { rows } = await runWithTenant(TENANT_B, () => tenantQuery<{ n: number }>(pool, undefined, 'SELECT count(*)::int AS n FROM conversations', [], { key: fence.key }));
