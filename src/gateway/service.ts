@@ -15,7 +15,7 @@ import { AuditLog, type AuditRecord } from './audit-log.ts';
 import { createAuthenticator, type Authenticator, type Principal } from '../auth/index.ts';
 import { describeFailure } from './db-errors.ts';
 import { Executor, explainText, type ExecuteResult } from './executor.ts';
-import { checkExplain, checkSql, loadFirewall, type FirewallOptions } from './firewall.ts';
+import { cachedCheck, checkExplain, loadFirewall, type FirewallOptions, type FirewallVerdict } from './firewall.ts';
 import { TenantLimiter } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { createAgentPool, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
@@ -46,6 +46,8 @@ export class GatewayService {
   readonly #pool: pg.Pool;
   readonly #owned: pg.Pool[] = [];
   #firewall: FirewallOptions;
+  /** checkSql over #firewall, with its verdicts kept; replaced with #firewall. */
+  #check: (sql: string) => FirewallVerdict;
   #started: Promise<void> | undefined;
   #schema: { at: number; value: Promise<SchemaDescription> } | undefined;
 
@@ -80,6 +82,7 @@ export class GatewayService {
     // An explicit capacity wins (Infinity keeps no reserve: the benchmark, a single-tenant service).
     this.#limiter = new TenantLimiter({ capacity: options.pool ? poolMax(options.pool) : o.poolSize, ...o.limits });
     this.#firewall = { mode: o.mode, maxBytes: o.maxStatementBytes, maxValueBytes: o.maxValueBytes };
+    this.#check = cachedCheck(this.#firewall);
   }
 
   /**
@@ -90,6 +93,7 @@ export class GatewayService {
     this.#started ??= Promise.all([loadFirewall(), this.#executor.start()]).then(() => {
       const profile = this.#executor.profile!;
       this.#firewall = { ...this.#firewall, server: profile, relations: firewallRelations(profile, this.options.exposeRelations) };
+      this.#check = cachedCheck(this.#firewall);
     });
     this.#started.catch(() => (this.#started = undefined));
     return this.#started;
@@ -158,7 +162,7 @@ export class GatewayService {
     const base = { requestId, tenant: principal.tenant, principal: principal.subject, statement: input.sql };
     let verdict;
     try {
-      verdict = explain ? checkExplain(explainText(input.sql), this.#firewall) : checkSql(input.sql, this.#firewall);
+      verdict = explain ? checkExplain(explainText(input.sql), this.#firewall) : this.#check(input.sql);
     } catch {
       // A firewall that cannot decide refuses (fail closed).
       verdict = { ok: false as const, reason: 'firewall_error', message: 'The statement could not be checked; rewrite it as one simpler statement.' };

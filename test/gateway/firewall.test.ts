@@ -6,7 +6,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkExplain, checkSql, loadFirewall, type FirewallOptions, type FirewallVerdict } from '../../src/gateway/firewall.ts';
+import { cachedCheck, checkExplain, checkSql, loadFirewall, type FirewallOptions, type FirewallVerdict } from '../../src/gateway/firewall.ts';
 import { countTokens, parse } from '../../src/gateway/firewall-parser.ts';
 import { scanSync } from 'libpg-query/wasm/index.js';
 import { isTenantfenceError } from '../../src/errors.ts';
@@ -239,3 +239,26 @@ test('checkExplain refuses ANALYZE, other options, costs, non-EXPLAIN input and 
 function pick(verdict: FirewallVerdict): string {
   return verdict.ok ? 'accepted' : verdict.reason;
 }
+
+test('cachedCheck gives checkSql\'s verdict, keeps it by text, and keeps at most 1,000 short statements', () => {
+  const check = cachedCheck(read);
+  const statements = [...READS.map(([, sql]) => sql), "DELETE FROM conversations", "SELECT pg_sleep(1)", "SELECT 1; SELECT 2", ''];
+  for (const sql of statements) {
+    const verdict = check(sql);
+    assert.deepEqual(verdict, checkSql(sql, read), sql);
+    assert.equal(check(sql), verdict, 'the second check is the kept verdict');
+    assert.ok(Object.isFrozen(verdict));
+  }
+  // The options are part of the verdict: write mode's own cache accepts what read mode refused.
+  assert.equal(check('DELETE FROM conversations').ok, false);
+  assert.equal(cachedCheck(write)('DELETE FROM conversations').ok, true);
+  // A long statement is checked every time, never kept.
+  const long = `SELECT 1 AS x /* ${'y'.repeat(9000)} */`;
+  assert.notEqual(check(long), check(long));
+  // The oldest verdict goes once 1,000 are kept.
+  const first = check('SELECT 0 AS n');
+  for (let n = 1; n <= 1000; n++) check(`SELECT ${n} AS n`);
+  const again = check('SELECT 0 AS n');
+  assert.notEqual(again, first);
+  assert.deepEqual(again, first);
+});
