@@ -268,6 +268,12 @@ type ImplicitClass = new (statements: PgStatement[], keep: number) => ImplicitQu
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as { prepareValue: (value: unknown) => unknown };
 
 const implicitClasses = new WeakMap<QueryClass, ImplicitClass>();
+const failedAt = new WeakMap<object, number>();
+
+/** The index of the statement an `implicit` call's error came from; undefined for other errors. */
+export function failedStatement(error: unknown): number | undefined {
+  return error !== null && typeof error === 'object' ? failedAt.get(error) : undefined;
+}
 
 /**
  * A Query that sends several statements with one Sync: one implicit transaction (or, inside a
@@ -362,6 +368,12 @@ function implicitQueryClass(Base: QueryClass): ImplicitClass {
     handlePortalSuspended(): void {
       if (this.#index === this.#keep) this.#suspended = true;
       this.#next();
+    }
+
+    /** Tags the error with the statement it came from, for `failedStatement`. */
+    handleError(error: Error, connection: unknown): void {
+      if (error !== null && typeof error === 'object' && !failedAt.has(error)) failedAt.set(error, this.#index);
+      base.handleError!.call(this, error, connection);
     }
 
     handleEmptyQuery(): void {

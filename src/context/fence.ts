@@ -54,9 +54,11 @@ export interface FenceConnection {
    * for each, then a single Sync). Resolves to one result per statement, or rejects with the
    * first error (the statements after it were skipped and the transaction rolled back).
    * `statement` may be a driver-specific object the binding knows how to send (the gateway's
-   * row-capped query); the engine passes it through untouched.
+   * row-capped query); the engine passes it through untouched. `keep` (default 1) is the index
+   * of the caller's statement, whose rows come back as the driver parses them; the others' rows
+   * may come back as raw text keyed by position.
    */
-  implicit?(statements: readonly unknown[]): Promise<FenceResult[]>;
+  implicit?(statements: readonly unknown[], keep?: number): Promise<FenceResult[]>;
   /** Optional: the transaction status of the last ReadyForQuery: idle, in a block, or failed. */
   transactionStatus?(): 'I' | 'T' | 'E' | undefined;
   /**
@@ -91,11 +93,27 @@ export interface FenceOptions {
    * how the fenced SQL behaves.
    */
   readonly settings?: Readonly<Record<string, string>>;
+  /**
+   * A statement of the engine's caller run inside the fence before the caller's statement, in
+   * the same transaction (the gateway's audit record for a read: the two commit together or not
+   * at all). With `readOnly` the transaction may write while the prelude runs and turns read-only
+   * right after it; PostgreSQL refuses to turn it back once a query has run, so nothing after the
+   * prelude can write.
+   */
+  readonly prelude?: FenceStatement;
+  /**
+   * Commit with `synchronous_commit = off`: for a transaction whose only write a database crash
+   * may lose (the gateway's read with its audit record). Pinned with the other settings, and set
+   * again after the reset of a one-statement transaction, which runs before its commit.
+   */
+  readonly asyncCommit?: boolean;
 }
 
 export { PINNED_SETTINGS };
 
 const DEFAULT_TIMEOUTS = { statement: 30_000, lock: 10_000, idle: 60_000 };
+/** Read-only from here on: allowed at any point of a transaction (the opposite only before its first query). */
+const READ_ONLY: FenceStatement = { text: "SELECT pg_catalog.set_config('transaction_read_only', 'on', true)" };
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_.]{0,62}$/;
 
 let envKey: SigningKey | undefined;
@@ -139,7 +157,10 @@ export async function fencedStatement(
   return fenced(acquire, tenant, options, (fence, c, plan) => {
     if (c.implicit && c.transactionStatus && !plan.bindToTransaction) return fence.single(statement);
     const { text, values } = statement as FenceStatement;
-    return fence.run((connection) => connection.query(text, values));
+    return fence.run(async (connection) => {
+      for (const p of plan.prelude) await connection.query(p.text, p.values);
+      return connection.query(text, values);
+    });
   });
 }
 
@@ -246,6 +267,9 @@ class Plan {
   readonly bindToTransaction: boolean;
   readonly rollback: boolean;
   readonly readOnly: boolean;
+  /** Run after the setup, before the caller's statement: `FenceOptions.prelude`, then read-only when asked. */
+  readonly prelude: readonly FenceStatement[];
+  readonly asyncCommit: boolean;
   readonly tenant: string;
   readonly #key: SigningKey;
   readonly #ttl: number;
@@ -257,7 +281,15 @@ class Plan {
     this.bindToTransaction = options.bindToTransaction === true;
     this.rollback = options.rollback === true;
     this.readOnly = options.readOnly === true;
-    const shape = shapeFor(options);
+    // With a prelude, a read-only transaction turns read-only after it (READ_ONLY), not at its start.
+    const writesFirst = options.prelude !== undefined && this.readOnly;
+    this.asyncCommit = options.asyncCommit === true;
+    const shape = shapeFor(writesFirst || this.asyncCommit ? {
+      ...options,
+      ...(writesFirst ? { readOnly: false } : {}),
+      ...(this.asyncCommit ? { settings: { ...options.settings, synchronous_commit: 'off' } } : {}),
+    } : options);
+    this.prelude = options.prelude ? (writesFirst ? [options.prelude, READ_ONLY] : [options.prelude]) : [];
     this.begin = shape.begin;
     // Strict mode signs its token once it knows the transaction id (boundSetup).
     const values = [this.bindToTransaction ? '' : tokenFor(this.#key, tenant, this.#ttl), ...shape.settingValues];
@@ -418,9 +450,10 @@ class Fence {
   async single(statement: FenceStatement | object): Promise<FenceResult> {
     const c = this.#c;
     const drop = !c.driverStatements?.();
+    const kept = 1 + this.#plan.prelude.length;
     let results: FenceResult[];
     try {
-      results = await c.implicit!([this.#plan.setup, statement, { text: resetCall(drop) }]);
+      results = await c.implicit!([this.#plan.setup, ...this.#plan.prelude, statement, { text: resetCall(drop, this.#plan.asyncCommit) }], kept);
     } catch (error) {
       // The implicit transaction rolled back and the reset was skipped: run it on its own.
       await this.#reset(error);
@@ -428,8 +461,8 @@ class Fence {
     }
     // A statement that opened a transaction block (BEGIN) leaves the session inside it.
     if (c.transactionStatus!() !== 'I') return this.#broken();
-    this.#checkReset(results[2]);
-    return results[1]!;
+    this.#checkReset(results[kept + 1]);
+    return results[kept]!;
   }
 
   async #reset(pending: unknown): Promise<void> {

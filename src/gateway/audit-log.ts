@@ -7,8 +7,11 @@
  * - with the statement text or only its fingerprint (`redaction`); bind parameters never;
  * - for a write, inside the write's own transaction, just before COMMIT (`statement()`, run by the
  *   executor): the write and its record commit together or not at all;
- * - for everything else, on the audit pool after the agent's transaction has ended (`append()`),
- *   so nothing the statement does (an error, a rollback) can undo the record.
+ * - for a read, inside the read's own transaction, before the statement (`statement()` too, run
+ *   by the executor, after which the transaction is read-only): the two commit together or not
+ *   at all;
+ * - for refusals and failures, on the audit pool after the agent's transaction has ended
+ *   (`append()`), so nothing the statement does (an error, a rollback) can undo the record.
  * Every record must serialise into something audit_append accepts, whatever the statement text:
  * see `serialise`.
  */
@@ -47,17 +50,16 @@ const MAX_PRINCIPAL_CHARS = 1024;
 const STATEMENT_BUDGET = MAX_RECORD_CHARS - 6 * MAX_PRINCIPAL_CHARS - 16 * 1024;
 
 /**
- * Records on the audit pool describe statements that changed nothing (reads, refusals, errors; a
- * committed write's record is committed with the write), so they are committed with
- * synchronous_commit off, which spares a WAL flush per read; a database crash can lose the last
- * moments of them (at most 3 x wal_writer_delay). set_config(..., true) in the statement's own
- * implicit transaction applies to its commit.
+ * Records of statements that changed nothing (reads, refusals, errors; a committed write's record
+ * is committed with the write) are committed with synchronous_commit off, which spares a WAL flush
+ * per read; a database crash can lose the last moments of them (at most 3 x wal_writer_delay).
+ * set_config(..., true) applies to the commit of the transaction it runs in.
  */
-const RELAXED = "SELECT set_config('synchronous_commit', 'off', true), tenantfence.audit_append($1, $2)";
+const RELAXED = "SELECT pg_catalog.set_config('synchronous_commit', 'off', true), tenantfence.audit_append($1, $2)";
 const IN_TRANSACTION = 'SELECT tenantfence.audit_append($1, $2)';
 /** Several records in one statement and one commit (the set_config runs once, in the FROM). */
 const RELAXED_BATCH = `SELECT tenantfence.audit_append(t.r, t.m)
-  FROM (SELECT set_config('synchronous_commit', 'off', true)) AS s, unnest($1::text[], $2::text[]) AS t(r, m)`;
+  FROM (SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS s, pg_catalog.unnest($1::pg_catalog.text[], $2::pg_catalog.text[]) AS t(r, m)`;
 /** Records per batch at most: a batch is one statement of at most this many 256 KiB records. */
 const MAX_BATCH = 64;
 
@@ -133,10 +135,14 @@ export class AuditLog {
     }
   }
 
-  /** The query that appends `record` inside the caller's own transaction (a write's, before COMMIT). */
+  /**
+   * The query that appends `record` inside the caller's own transaction: a write's, before COMMIT;
+   * a read's, before the statement (the executor commits that one with synchronous_commit off).
+   */
   statement(record: AuditRecord): pg.QueryConfig {
     return this.#query(IN_TRANSACTION, record);
   }
+
 
   #query(text: string, record: AuditRecord): pg.QueryConfig {
     const body = serialise({

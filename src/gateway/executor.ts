@@ -4,9 +4,10 @@
  * checkout (agent-connection.ts: a time limit, and a guard on message sizes), the caps (rows
  * asked of the server, rows and bytes kept: `PgStatement`), and for writes the audit record.
  *
- * - Reads and EXPLAIN: one implicit, read-only transaction in ONE round trip: the signed
- *   context and the pinned settings (timeouts, search_path, standard_conforming_strings), the
- *   statement with Execute capped at maxRows + 1, the session reset; one Sync.
+ * - Reads and EXPLAIN: one implicit transaction in ONE round trip: the signed context and the
+ *   pinned settings (timeouts, search_path, standard_conforming_strings), the audit record when
+ *   the gateway gives one (`recordFirst`), read-only from there on, the statement with Execute
+ *   capped at maxRows + 1, the session reset; one Sync.
  * - Writes: `BEGIN READ WRITE` + the context + the statement (one round trip when pipelining),
  *   then the audit record `tenantfence.audit_append($1, $2)` and the engine's end (COMMIT + reset)
  *   written together: the write commits with its record or not at all, and nothing commits before
@@ -21,7 +22,7 @@ import type { SigningKey } from '../context/token.ts';
 import { assertTenantId } from '../context/tenant-id.ts';
 import { TenantfenceError, sqlstateOf } from '../errors.ts';
 import { fencedStatement, runFenced, type FenceOptions } from '../context/fence.ts';
-import { PgFenceConnection, type PgStatement, type PgStatementResult } from '../adapters/pg.ts';
+import { failedStatement, PgFenceConnection, type PgStatement, type PgStatementResult } from '../adapters/pg.ts';
 import { checkout, tripped, PoolTimeoutError, ResultTooLargeError } from './agent-connection.ts';
 import { loadServerProfile, type ServerProfile } from './server-profile.ts';
 import { explainText } from './explain.ts';
@@ -61,6 +62,12 @@ export interface ExecuteRequest {
   readonly kind?: 'select' | 'insert' | 'update' | 'delete';
   /** Write mode: the audit record to append inside the transaction, before COMMIT. */
   readonly record?: (result: ExecuteResult) => pg.QueryConfig;
+  /**
+   * Read-only requests: the audit record to append in the statement's own transaction, before
+   * the statement and before the transaction turns read-only. The two commit together or not at
+   * all, in the one round trip; a record the database refuses fails the request with `RecordError`.
+   */
+  readonly recordFirst?: { readonly text: string; readonly values?: readonly unknown[] };
 }
 
 export interface Column {
@@ -150,6 +157,8 @@ export class Executor {
       idleInTransactionTimeoutMs: o.idleInTransactionTimeoutMs,
       // The firewall's parser assumes standard_conforming_strings (explain.ts says why).
       settings: { search_path: this.#profile!.searchPath, standard_conforming_strings: 'on' },
+      // The record is the read's only write: a crash may lose it, as the audit pool's records.
+      ...(readOnly && request.recordFirst ? { prelude: request.recordFirst, asyncCommit: true } : {}),
     };
     let connection: PgFenceConnection | undefined;
     const acquire = async () => (connection = new PgFenceConnection(await checkout(o.pool, o.connectTimeoutMs ?? 5000, o.maxResponseBytes + MESSAGE_SLACK)));
@@ -174,6 +183,8 @@ export class Executor {
     } catch (error) {
       if (connection && tripped(connection.client)) throw new ResultTooLargeError(o.maxResponseBytes);
       if (error instanceof TenantfenceError && error.cause instanceof PoolTimeoutError) throw error.cause;
+      // The engine's implicit transaction: [setup, record, read-only, statement, reset].
+      if (readOnly && request.recordFirst && failedStatement(error) === 1) throw new RecordError(error);
       if (recorded && (await recorded.then(() => false, () => true))) throw new RecordError(await recorded.catch((e: unknown) => e));
       if (error instanceof StatementError || error instanceof TenantfenceError) throw error;
       // The statement, or the COMMIT the server refused (a deferred constraint, a serialization failure).

@@ -4,8 +4,9 @@
  *   validate the input → per-tenant limits → firewall → parameter count → executor → audit record
  *
  * Nothing reaches the database before the firewall has passed the statement, and no result leaves
- * before its audit record is written (a result whose record could not be written is withheld; a
- * write's record is written in the write's own transaction, so a write never commits without it).
+ * before its audit record is written: a read's record is appended in the read's own transaction
+ * before it runs, a write's after it runs and before COMMIT, so neither commits without its record;
+ * refusals and failures are recorded on the audit pool (a reply whose record failed is withheld).
  * Replies are plain data (status + JSON body) so each door renders them its own way.
  */
 import { randomUUID, createHash } from 'node:crypto';
@@ -188,6 +189,9 @@ export class GatewayService {
     // mode, and for EXPLAIN, nothing is written).
     const write = this.options.mode === 'write' && !explain;
     const ok = (rows: number): AuditRecord => ({ ...base, fingerprint, verdict: 'ok', rows, durationMs: elapsed() });
+    // A read's record goes in the read's own transaction, written before it runs (so without its
+    // row count and duration) in the same round trip: the result and its record commit together.
+    const recordFirst = write ? undefined : this.#audit.statement({ ...base, fingerprint, verdict: 'ok' });
     try {
       const result = await this.#executor.execute({
         tenant: principal.tenant,
@@ -196,12 +200,11 @@ export class GatewayService {
         maxRows: input.maxRows,
         explain,
         kind: verdict.kind,
-        ...(write ? { record: (r: ExecuteResult) => this.#audit.statement(ok(r.rowCount)) } : {}),
+        ...(write ? { record: (r: ExecuteResult) => this.#audit.statement(ok(r.rowCount)) } : { recordFirst }),
       });
       const { columns, rows, rowCount, truncated, truncatedBy } = result;
       const body: QueryResponse = { columns, rows, rowCount, truncated, ...(truncatedBy ? { truncatedBy } : {}), durationMs: elapsed() };
-      const reply = { ok: true as const, status: 200 as const, requestId, body };
-      return write ? reply : this.#audited(ok(rowCount), reply);
+      return { ok: true as const, status: 200 as const, requestId, body };
     } catch (error) {
       const d = describeFailure(error, { ...this.options, write });
       if (d.code === ErrorCodes.AUDIT) this.metrics.auditFailure();

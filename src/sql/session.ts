@@ -117,10 +117,14 @@ export function abortBatch(inTransaction: boolean, dropPrepared: boolean): strin
 /**
  * The call that resets the session, as SQL text (no parameters: it goes in simple-protocol
  * batches). The seed is a fresh random number in [-1, 1], never anything a caller supplies.
+ * `asyncCommit`: the reset runs before the COMMIT of a one-statement implicit transaction, and
+ * its RESET ALL would also undo a transaction's `synchronous_commit = off`; this sets it again,
+ * after the reset (the select list is evaluated in order).
  */
-export function resetCall(dropPrepared: boolean): string {
+export function resetCall(dropPrepared: boolean, asyncCommit = false): string {
   const seed = (randomInt(0, 2 ** 47) / 2 ** 46 - 1).toFixed(15);
-  return `SELECT ${RESET_FUNCTION}(${dropPrepared}, ${seed}) AS kept`;
+  const commit = asyncCommit ? ", pg_catalog.set_config('synchronous_commit', 'off', true)" : '';
+  return `SELECT ${RESET_FUNCTION}(${dropPrepared}, ${seed}) AS kept${commit}`;
 }
 
 /**

@@ -5,7 +5,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { tenantQuery, withTenant } from '../../src/adapters/pg.ts';
+import { connect, tenantQuery, withTenant } from '../../src/adapters/pg.ts';
+import { fencedStatement, type FenceConnection } from '../../src/context/fence.ts';
 import { runWithTenant } from '../../src/context/storage.ts';
 import { ErrorCodes } from '../../src/errors.ts';
 import { ident } from '../../src/sql/quote.ts';
@@ -69,6 +70,51 @@ test('round trips on an ordinary pool: tenantQuery 1; withTenant with N queries 
   ], { key: fence.key });
   assert.deepEqual(counts, [2, 2]);
   assert.equal(ready, 2 + 2);
+});
+
+test('asyncCommit: the commit runs with synchronous_commit off, also after the one-statement reset', async () => {
+  // A deferred constraint trigger runs at COMMIT, after the reset of a one-statement transaction:
+  // it records the setting the commit really has.
+  await db.admin.query(`CREATE TABLE commit_probe (x int);
+    CREATE TABLE commit_seen (setting text);
+    CREATE FUNCTION see_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO commit_seen VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$;
+    CREATE CONSTRAINT TRIGGER see_commit AFTER INSERT ON commit_probe DEFERRABLE INITIALLY DEFERRED
+      FOR EACH ROW EXECUTE FUNCTION see_commit();
+    GRANT INSERT ON commit_probe, commit_seen TO ${ident(db.roles.app)}`);
+  const pool = db.pool(db.roles.app);
+  const seen = async () => (await db.admin.query('DELETE FROM commit_seen RETURNING setting')).rows.map((r) => r.setting);
+  const insert = 'INSERT INTO commit_probe VALUES (1)';
+  await tenantQuery(pool, TENANT_A, insert, [], { key: fence.key });
+  assert.deepEqual(await seen(), ['on']);
+  await tenantQuery(pool, TENANT_A, insert, [], { key: fence.key, asyncCommit: true });
+  assert.deepEqual(await seen(), ['off']);
+  await withTenant(pool, TENANT_A, (c) => c.query(insert), { key: fence.key, asyncCommit: true });
+  assert.deepEqual(await seen(), ['off']);
+  // The next request on the connection is back to the default.
+  await tenantQuery(pool, TENANT_A, insert, [], { key: fence.key });
+  assert.deepEqual(await seen(), ['on']);
+});
+
+test('a prelude runs first in the statement\'s transaction, which is read-only after it; with and without implicit', async () => {
+  await db.admin.query(`CREATE TABLE prelude_log (v text); GRANT SELECT, INSERT ON prelude_log TO ${ident(db.roles.app)}`);
+  const pool = db.pool(db.roles.app);
+  // The same connection without `implicit`: the engine's fallback (BEGIN, the prelude, then read-only).
+  const plain = async (): Promise<FenceConnection> => {
+    const c = await connect(pool);
+    return { pipelining: c.pipelining, query: (t, v) => c.query(t, v), batch: (t) => c.batch(t), transactionStatus: () => c.transactionStatus(), driverStatements: () => c.driverStatements(), failed: () => c.failed(), release: (e) => c.release(e) };
+  };
+  const logged = async () => (await db.admin.query('SELECT v FROM prelude_log ORDER BY v')).rows.map((r) => r.v);
+  for (const [name, acquire] of [['implicit', () => connect(pool)], ['fallback', plain]] as const) {
+    const options = { key: fence.key, readOnly: true, prelude: { text: 'INSERT INTO prelude_log VALUES ($1)', values: [name] } };
+    const seen = await fencedStatement(acquire, TENANT_A, { text: 'SELECT count(*)::int AS n FROM prelude_log WHERE v = $1', values: [name] }, options);
+    assert.deepEqual(seen.rows, [{ n: 1 }], `${name}: the statement sees the prelude's row`);
+    assert.ok((await logged()).includes(name), `${name}: the prelude's row committed with the statement`);
+    // A statement that writes fails, and takes the prelude's row with it.
+    await assert.rejects(fencedStatement(acquire, TENANT_A, { text: "INSERT INTO prelude_log VALUES ('statement')" }, { ...options, prelude: { text: "INSERT INTO prelude_log VALUES ('lost')" } }), code('25006'));
+    assert.deepEqual((await logged()).filter((v) => v === 'lost' || v === 'statement'), [], name);
+  }
+  assert.deepEqual(await logged(), ['fallback', 'implicit']);
 });
 
 test('tenantQuery takes the tenant from the request context, and refuses without one', async () => {

@@ -5,7 +5,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { signContext } from '../../src/context/token.ts';
+import { AuditLog } from '../../src/gateway/audit-log.ts';
+import { RecordError } from '../../src/gateway/executor.ts';
 import { rowsOf, TENANT_A, TENANT_B } from '../support/db.ts';
 import { setUp, sqlstateOf, type Setup } from './helpers.ts';
 
@@ -63,6 +66,34 @@ test('read mode: a write fails in the READ ONLY transaction, B unchanged', async
   await assert.rejects(ex.execute({ tenant: TENANT_A, sql: cte, params: [] }), (e) => sqlstateOf(e) === '25006');
   await assertBUntouched();
   assert.equal((await rowsOf(s.db, TENANT_A)).length, 3);
+});
+
+test('a read with its record first: both commit together, the statement still cannot write, a refused record fails it', async () => {
+  const ex = s.executor({ mode: 'read' });
+  const log = new AuditLog({ pool: s.agentPool(), key: s.fence.key, redaction: 'full' });
+  const record = (statement: string) => {
+    const requestId = randomUUID();
+    return { requestId, query: log.statement({ requestId, tenant: TENANT_A, principal: 'p', fingerprint: 'f', statement, verdict: 'ok' }) };
+  };
+  const stored = async (id: string) => (await s.db.admin.query('SELECT verdict, statement, row_count FROM tenantfence.audit_log WHERE request_id = $1', [id])).rows;
+  const read = 'SELECT count(*)::int AS n FROM conversations';
+  const ok = record(read);
+  assert.deepEqual((await ex.execute({ tenant: TENANT_A, sql: read, params: [], recordFirst: ok.query })).rows, [{ n: 3 }]);
+  assert.deepEqual(await stored(ok.requestId), [{ verdict: 'ok', statement: read, row_count: null }]);
+  // The transaction wrote the record, then turned read-only: the statement after it cannot write,
+  // and its failure takes the record with it (the gateway then records the error on its own).
+  for (const sql of [`UPDATE conversations SET transcript = 'pwned'`, 'WITH d AS (DELETE FROM conversations RETURNING 1) SELECT count(*) FROM d', "SELECT set_config('transaction_read_only', 'off', true)"]) {
+    const r = record(sql);
+    await assert.rejects(ex.execute({ tenant: TENANT_A, sql, params: [], recordFirst: r.query }), (e) => sqlstateOf(e) === '25006' || sqlstateOf(e) === '25001', sql);
+    assert.deepEqual(await stored(r.requestId), [], sql);
+  }
+  await assertBUntouched();
+  assert.equal((await rowsOf(s.db, TENANT_A)).length, 3);
+  // A record the database refuses (a wrong MAC) fails the read: no rows without the record.
+  const forged = record(read);
+  const refused = { ...forged.query, values: [forged.query.values![0], '0'.repeat(64)] };
+  await assert.rejects(ex.execute({ tenant: TENANT_A, sql: read, params: [], recordFirst: refused }), RecordError);
+  assert.deepEqual(await stored(forged.requestId), []);
 });
 
 test('forging or switching the context from SQL reads nothing of B', async () => {
