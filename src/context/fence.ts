@@ -25,7 +25,7 @@ import { TenantfenceError, ErrorCodes, sqlstateOf } from '../errors.ts';
 import { assertTenantId } from './tenant-id.ts';
 import { getTenant, runWithTenant } from './storage.ts';
 import { CONTEXT_SETTING, DEFAULT_TTL_SECONDS, parseSecret, signContext, type SigningKey } from './token.ts';
-import { abortBatch, endBatch, OPEN_FUNCTION, PINNED_SETTINGS, resetCall, resetIsClean } from '../sql/session.ts';
+import { abortBatch, ASYNC_COMMIT, endBatch, OPEN_FUNCTION, PINNED_SETTINGS, resetCall, resetIsClean } from '../sql/session.ts';
 import { literal } from '../sql/quote.ts';
 
 /** One statement's outcome, driver-neutral. */
@@ -113,7 +113,8 @@ export { PINNED_SETTINGS };
 
 const DEFAULT_TIMEOUTS = { statement: 30_000, lock: 10_000, idle: 60_000 };
 /** Read-only from here on: allowed at any point of a transaction (the opposite only before its first query). */
-const READ_ONLY: FenceStatement = { text: "SELECT pg_catalog.set_config('transaction_read_only', 'on', true)" };
+const READ_ONLY_CALL = "pg_catalog.set_config('transaction_read_only', 'on', true)";
+const READ_ONLY: FenceStatement = { text: `SELECT ${READ_ONLY_CALL}` };
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_.]{0,62}$/;
 
 let envKey: SigningKey | undefined;
@@ -231,7 +232,7 @@ function buildShape(options: FenceOptions): Shape {
   }
   // A single statement has no BEGIN: its implicit transaction turns read-only here, which is
   // allowed at any point (only the other direction must come before the first query).
-  if (options.readOnly) calls.push(`pg_catalog.set_config('transaction_read_only', 'on', true)`);
+  if (options.readOnly) calls.push(READ_ONLY_CALL);
   return {
     setupText: `SELECT ${calls.join(', ')}`,
     settingValues: values,
@@ -287,7 +288,7 @@ class Plan {
     const shape = shapeFor(writesFirst || this.asyncCommit ? {
       ...options,
       ...(writesFirst ? { readOnly: false } : {}),
-      ...(this.asyncCommit ? { settings: { ...options.settings, synchronous_commit: 'off' } } : {}),
+      ...(this.asyncCommit ? { settings: { ...options.settings, ...ASYNC_COMMIT } } : {}),
     } : options);
     this.prelude = options.prelude ? (writesFirst ? [options.prelude, READ_ONLY] : [options.prelude]) : [];
     this.begin = shape.begin;

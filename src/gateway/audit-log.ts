@@ -143,7 +143,6 @@ export class AuditLog {
     return this.#query(IN_TRANSACTION, record);
   }
 
-
   #query(text: string, record: AuditRecord): pg.QueryConfig {
     const body = serialise({
       kid: this.#key.kid,

@@ -64,7 +64,7 @@ BEGIN
     pg_catalog.set_config('statement_timeout', statement_timeout, true),
     pg_catalog.set_config('lock_timeout', lock_timeout, true),
     pg_catalog.set_config('idle_in_transaction_session_timeout', idle_timeout, true),
-    ${Object.entries(PINNED_SETTINGS).map(([name, value]) => `pg_catalog.set_config(${literal(name)}, ${literal(value)}, true)`).join(',\n    ')};
+    ${Object.entries(PINNED_SETTINGS).map(setLocal).join(',\n    ')};
   RETURN ${TRANSACTION_START};
 END
 $tf$`;
@@ -114,6 +114,14 @@ export function abortBatch(inTransaction: boolean, dropPrepared: boolean): strin
   return `${inTransaction ? 'ROLLBACK; ' : ''}${UNTIMED}; ${resetCall(dropPrepared)}`;
 }
 
+/** `set_config(name, value, true)` with both as literals: for this transaction only. */
+function setLocal([name, value]: [string, string]): string {
+  return `pg_catalog.set_config(${literal(name)}, ${literal(value)}, true)`;
+}
+
+/** `FenceOptions.asyncCommit`: pinned with the other settings, and set again after a one-statement reset. */
+export const ASYNC_COMMIT: Readonly<Record<string, string>> = Object.freeze({ synchronous_commit: 'off' });
+
 /**
  * The call that resets the session, as SQL text (no parameters: it goes in simple-protocol
  * batches). The seed is a fresh random number in [-1, 1], never anything a caller supplies.
@@ -123,8 +131,8 @@ export function abortBatch(inTransaction: boolean, dropPrepared: boolean): strin
  */
 export function resetCall(dropPrepared: boolean, asyncCommit = false): string {
   const seed = (randomInt(0, 2 ** 47) / 2 ** 46 - 1).toFixed(15);
-  const commit = asyncCommit ? ", pg_catalog.set_config('synchronous_commit', 'off', true)" : '';
-  return `SELECT ${RESET_FUNCTION}(${dropPrepared}, ${seed}) AS kept${commit}`;
+  const calls = [`${RESET_FUNCTION}(${dropPrepared}, ${seed}) AS kept`, ...(asyncCommit ? Object.entries(ASYNC_COMMIT).map(setLocal) : [])];
+  return `SELECT ${calls.join(', ')}`;
 }
 
 /**
